@@ -1,0 +1,30 @@
+# One entry point for humans and CI. `make test` and `make demo` (re)create the virtual
+# environment whenever pyproject.toml changes.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: venv test demo bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q
+
+demo: venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash demo/demo.sh
+
+bench: venv
+	$(PY) benchmarks/bench_runtime.py
+
+lint: venv
+	$(PY) -m ruff check smttask tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,3 @@
+from smttask.cli import main
+
+main()

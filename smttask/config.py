@@ -1,0 +1,276 @@
+"""smttask.toml: the project's one human-edited configuration file.
+
+A project is a folder holding ``smttask.toml``; :func:`find_project` walks up from the
+working directory to find it. The module also holds the process-wide runtime switch
+:data:`record` (``smttask.config.record = False`` in a notebook turns recording off).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, ProjectNotFoundError
+
+__all__ = [
+    "CONFIG_FILE",
+    "Project",
+    "ProjectConfig",
+    "find_project",
+    "load_project",
+    "record",
+    "render_config",
+]
+
+CONFIG_FILE = "smttask.toml"
+
+#: Record runs and write results (set to False in notebooks or scripts run as __main__).
+record: bool = True
+
+NAME_PATTERN = re.compile(r"^\w[\w\- ]*$")  # Sumatra's project-name rule
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(_Section):
+    name: str
+    #: Top-level packages or modules whose task files may be loaded; None: found on disk.
+    packages: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid project name: use letters, digits, '_', '-' and "
+                "spaces, starting with a letter or digit"
+            )
+        return value
+
+
+def normalise_relpath(value: str) -> str:
+    """A clean, relative POSIX path ('./data/' -> 'data'); raises ValueError otherwise."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute():
+        raise ValueError(f"{value!r} must be relative to the project folder")
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"{value!r} must stay inside the project folder")
+    if not parts:
+        raise ValueError(f"{value!r} is the project folder itself")
+    return "/".join(parts)
+
+
+class PathsSection(_Section):
+    input: str = "data"
+    output: str = "data/run_dump"
+    tasks: str = "tasks"
+
+    @field_validator("input", "output", "tasks")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        return normalise_relpath(value)
+
+    @model_validator(mode="after")
+    def _output_inside_input(self) -> PathsSection:
+        if not PurePosixPath(self.output).is_relative_to(self.input) or self.output == self.input:
+            raise ValueError(
+                f"the output datastore {self.output!r} must be a subfolder of the input "
+                f"datastore {self.input!r}, e.g. '{self.input}/run_dump'"
+            )
+        return self
+
+
+class RepoSection(_Section):
+    on_changed: Literal["error", "store-diff"] = "error"
+    dirty_directories: list[str] = []
+
+    @field_validator("dirty_directories")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        return [normalise_relpath(v) for v in value]
+
+
+class RecordStoreSection(_Section):
+    url: str = ".smt/records"
+
+
+class ProjectConfig(_Section):
+    """The validated content of smttask.toml."""
+
+    project: ProjectSection
+    paths: PathsSection = PathsSection()
+    repo: RepoSection = RepoSection()
+    record_store: RecordStoreSection = RecordStoreSection()
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{CONFIG_FILE}: {loc}: {msg}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its root folder and validated configuration."""
+
+    root: Path
+    config: ProjectConfig
+    mtime_ns: int = field(default=0, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.project.name
+
+    @property
+    def input_dir(self) -> Path:
+        return self.root / self.config.paths.input
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / self.config.paths.output
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.root / self.config.paths.tasks
+
+    @property
+    def smt_dir(self) -> Path:
+        return self.root / ".smt"
+
+    @property
+    def record_store_url(self) -> str:
+        """The store URL, with a relative SQLite path made absolute."""
+        url = self.config.record_store.url
+        if "://" in url:
+            return url
+        return str((self.root / url).resolve())
+
+    @property
+    def packages(self) -> list[str]:
+        """Top-level packages and modules that belong to the project."""
+        if self.config.project.packages is not None:
+            return list(self.config.project.packages)
+        found = []
+        for base in (self.root, self.root / "src"):
+            if not base.is_dir():
+                continue
+            for entry in base.iterdir():
+                if entry.name.startswith((".", "_")):
+                    continue
+                if entry.is_dir() and (entry / "__init__.py").exists():
+                    found.append(entry.name)
+                elif entry.suffix == ".py" and entry.is_file():
+                    found.append(entry.stem)
+        return sorted(set(found))
+
+
+def load_project(root: str | os.PathLike[str]) -> Project:
+    """Read and validate ``<root>/smttask.toml``."""
+    import tomllib
+
+    root = Path(root).resolve()
+    path = root / CONFIG_FILE
+    try:
+        text = path.read_bytes().decode()
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise ProjectNotFoundError(
+            f"no {CONFIG_FILE} in {root}; run `smttask project init` to create a project"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: (syntax): {exc}") from None
+    try:
+        cfg = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return Project(root=root, config=cfg, mtime_ns=mtime)
+
+
+_found: dict[str, Project] = {}
+
+
+def find_project(start: str | os.PathLike[str] | None = None) -> Project:
+    """The project containing ``start`` (default: the working directory), walking up.
+
+    The result is cached and re-read when smttask.toml changes.
+    """
+    key = os.fspath(start) if start is not None else os.getcwd()
+    cached = _found.get(key)
+    if cached is not None:
+        try:
+            if (cached.root / CONFIG_FILE).stat().st_mtime_ns == cached.mtime_ns:
+                return cached
+        except FileNotFoundError:
+            pass
+    here = Path(key).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            project = load_project(folder)
+            _found[key] = project
+            return project
+    raise ProjectNotFoundError(
+        f"no {CONFIG_FILE} in {here} or any parent folder; run `smttask project init` "
+        "there, or set smttask.config.record = False to run tasks without a project"
+    )
+
+
+def render_config(
+    name: str,
+    *,
+    input: str = "data",
+    output: str = "data/run_dump",
+    tasks: str = "tasks",
+    on_changed: str = "error",
+    dirty_directories: list[str] | tuple[str, ...] = (),
+    record_store: str = ".smt/records",
+    packages: list[str] | None = None,
+) -> str:
+    """The text of a new, commented smttask.toml (validated before it is returned)."""
+    import tomlkit
+
+    def q(value: object) -> str:
+        return tomlkit.item(value).as_string()
+
+    lines = [
+        "# smttask project configuration. Edit by hand or with `smttask project dirty ...`.",
+        "",
+        "[project]",
+        f"name = {q(name)}  # Sumatra project name",
+    ]
+    if packages is not None:
+        lines.append(f"packages = {q(list(packages))}  # packages whose task files may be run")
+    lines += [
+        "",
+        "[paths]",
+        f"input = {q(input)}  # input datastore: earlier results are found here",
+        f"output = {q(output)}  # output datastore: results are written here (inside input)",
+        f"tasks = {q(tasks)}  # default folder for task files",
+        "",
+        "[repo]",
+        f'on_changed = {q(on_changed)}  # "error": refuse to record with uncommitted code;'
+        ' "store-diff": record the diff',
+        f"dirty_directories = {q(list(dirty_directories))}  # uncommitted changes allowed here",
+        "",
+        "[record_store]",
+        f"url = {q(record_store)}  # SQLite file (relative to the project) or postgresql://...",
+        "",
+    ]
+    text = "\n".join(lines)
+    import tomllib
+
+    try:
+        ProjectConfig.model_validate(tomllib.loads(text))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return text

@@ -1,0 +1,131 @@
+"""Decorators that turn a typed function (or callable class) into a Task class.
+
+``@RecordedTask``, ``@MemoizedTask`` and ``@UnpureMemoizedTask`` work bare or with
+arguments: ``cache=`` (keep results in memory by default) and ``version=`` (an explicit
+task version that enters the digest; bump it when the code's results change).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, Union
+
+from pydantic import ConfigDict, Field, TypeAdapter, create_model
+
+from .errors import TaskDefinitionError
+from .outputs import OutputSpec
+from .task import Memoized, Recorded, Task, TaskOutput, UnpureMemoized
+
+__all__ = ["MemoizedTask", "RecordedTask", "UnpureMemoizedTask"]
+
+F = TypeVar("F")
+_RESERVED = {name for name in dir(Task) if not name.startswith("__")} | {"reason", "inputs"}
+
+
+def _signature(obj: Any, name: str) -> tuple[Callable[..., Any], list[inspect.Parameter], dict]:
+    call = obj.__call__ if isinstance(obj, type) else obj
+    if not callable(call):
+        raise TaskDefinitionError(f"{name}: a task must be a function or a callable class")
+    try:
+        hints = typing.get_type_hints(call, include_extras=True)
+    except Exception as exc:  # NameError for unresolvable string annotations
+        raise TaskDefinitionError(f"{name}: cannot resolve its annotations: {exc}") from None
+    params = list(inspect.signature(call).parameters.values())
+    if isinstance(obj, type):
+        params = params[1:]  # self
+    return call, params, hints
+
+
+def _inputs_model(name: str, params: list[inspect.Parameter], hints: dict) -> type:
+    fields: dict[str, Any] = {}
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise TaskDefinitionError(f"{name}: *{p.name} is not supported; list every input")
+        if p.name not in hints:
+            raise TaskDefinitionError(
+                f"{name}: parameter '{p.name}' has no type annotation; every input of a task "
+                f"must be annotated (e.g. `{p.name}: float`)"
+            )
+        if p.name in _RESERVED or p.name.startswith("_"):
+            raise TaskDefinitionError(f"{name}: '{p.name}' cannot be an input name (reserved)")
+        annotation = Annotated[Union[Task, hints[p.name]], Field(union_mode="left_to_right")]  # noqa: UP007
+        default = ... if p.default is p.empty else p.default
+        fields[p.name] = (annotation, default)
+    return create_model(
+        f"{name}.Inputs",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True,
+                              protected_namespaces=()),
+        **fields,
+    )
+
+
+def _outputs(name: str, hints: dict) -> tuple[list[OutputSpec], type | None]:
+    if "return" not in hints:
+        raise TaskDefinitionError(
+            f"{name}: the return type must be annotated (e.g. `-> float`, `-> Tuple[float, "
+            "float]`, or a TaskOutput subclass for several named outputs)"
+        )
+    ret = hints["return"]
+    if isinstance(ret, type) and issubclass(ret, TaskOutput):
+        if not ret.model_fields:
+            raise TaskDefinitionError(f"{name}: {ret.__name__} declares no output")
+        specs = [OutputSpec.make(n, f.rebuild_annotation()) for n, f in ret.model_fields.items()]
+        return specs, namedtuple(f"{ret.__name__}Result", [s.name for s in specs])
+    if ret is None or ret is type(None):
+        raise TaskDefinitionError(f"{name}: a task must return something")
+    return [OutputSpec.make("result", ret)], None
+
+
+def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
+                    version: str | None = None) -> type[Task]:
+    """Build the Task class of kind ``kind`` for a function or callable class."""
+    name = obj.__qualname__
+    call, params, hints = _signature(obj, name)
+    inputs = _inputs_model(name, params, hints)
+    specs, result = _outputs(name, hints)
+    namespace: dict[str, Any] = {
+        "taskname": name,
+        "Inputs": inputs,
+        "output_specs": tuple(specs),
+        "Result": result,
+        "version": version,
+        "_func": staticmethod(call),
+        "_bound": isinstance(obj, type),
+        "_memo": {},
+        "_input_adapters": {n: TypeAdapter(hints[n]) for n in inputs.model_fields},
+        "__module__": obj.__module__,
+        "__qualname__": name,
+        "__doc__": obj.__doc__,
+        "__wrapped__": obj,
+    }
+    if cache is not None:
+        namespace["cache"] = cache
+    bases = (kind, obj) if isinstance(obj, type) else (kind,)
+    return type(obj.__name__, bases, namespace)
+
+
+def _decorator(kind: type[Task]) -> Callable[..., Any]:
+    def decorate(obj: Any = None, /, *, cache: bool | None = None,
+                 version: str | None = None) -> Any:
+        if obj is None:
+            return lambda o: make_task_class(o, kind, cache=cache, version=version)
+        return make_task_class(obj, kind, cache=cache, version=version)
+
+    return decorate
+
+
+RecordedTask = _decorator(Recorded)
+RecordedTask.__doc__ = """Make a task whose results are saved to disk and whose runs are recorded.
+
+    Use bare (``@RecordedTask``) or with arguments (``@RecordedTask(version="2")``).
+    """
+RecordedTask.__name__ = RecordedTask.__qualname__ = "RecordedTask"
+MemoizedTask = _decorator(Memoized)
+MemoizedTask.__doc__ = """Make a task whose results are kept in memory only (never written or recorded)."""
+MemoizedTask.__name__ = MemoizedTask.__qualname__ = "MemoizedTask"
+UnpureMemoizedTask = _decorator(UnpureMemoized)
+UnpureMemoizedTask.__doc__ = """Make a memoized task whose digest follows its output (outside state)."""
+UnpureMemoizedTask.__name__ = UnpureMemoizedTask.__qualname__ = "UnpureMemoizedTask"

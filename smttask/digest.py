@@ -1,0 +1,176 @@
+"""Canonical encoding of validated task inputs, and the task digest (scheme v1).
+
+The digest says "this result can be reused": equal digests for equal validated inputs,
+in every process, on every machine, with any Python or numpy version. The encoding:
+
+- the document is ``{"scheme": "smttask-digest/1", "task": <name>, "inputs": {...}}``
+  (plus ``"version"`` when the task declares one), as JSON with sorted keys, compact
+  separators and UTF-8 (no ASCII escaping);
+- floats use the shortest round-trip repr; ``-0.0`` stays distinct from ``0.0``; every
+  NaN is ``NaN``; infinities are ``Infinity`` / ``-Infinity``;
+- lists are JSON arrays; tuples are ``{"$tuple": [...]}`` (so they only agree with lists
+  when the declared type converts one into the other); sets and frozensets are
+  ``{"$set": [...]}`` sorted by each item's canonical text;
+- dicts with string keys are objects (key order never matters); other dicts are
+  ``{"$dict": [[key, value], ...]}`` sorted by the canonical text of the key;
+- arrays are never hashed as text: ``{"$ndarray": [dtype.str, shape, xxh3-128 hex]}``
+  over the C-contiguous bytes;
+- an upstream task is ``{"$task": <name>, "digest": <its full digest>}``;
+- numpy scalars become Python numbers; bytes are ``{"$bytes": base64}``; dtypes
+  ``{"$dtype": ...}``; numpy Generators ``{"$rng": state}``; pydantic models
+  ``{"$model": qualname, "fields": {...}}``; enums their value; paths, dates, UUIDs and
+  decimals their string form tagged by type.
+
+The digest is the first 20 hex characters (80 bits) of the xxh3-128 of that text.
+Unhashed inputs (an iterative task's step count) are appended: ``<hash>__n_3``.
+Changing any of this is a scheme-version bump (see CHANGELOG and ``tests/golden``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import decimal
+import enum
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import xxhash
+
+__all__ = ["DIGEST_LENGTH", "SCHEME", "array_fingerprint", "canonical", "compute", "encode"]
+
+SCHEME = "smttask-digest/1"
+DIGEST_LENGTH = 20
+
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
+).encode
+
+
+def array_fingerprint(arr: np.ndarray) -> list[Any]:
+    """``[dtype.str, shape, xxh3-128 hex]`` of an array's C-contiguous bytes."""
+    if arr.dtype.hasobject:
+        raise TypeError("object arrays cannot be hashed")
+    data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+    dtype = arr.dtype.descr if arr.dtype.fields else arr.dtype.str
+    return [dtype, list(arr.shape), xxhash.xxh3_128_hexdigest(data)]
+
+
+def _float(x: float) -> float:
+    # json's repr of floats is the shortest round trip; -0.0 keeps its sign.
+    if math.isnan(x):
+        return math.nan  # one spelling for every NaN payload and sign
+    return float(x)
+
+
+def encode(value: Any) -> Any:
+    """The canonical, JSON-ready form of one validated value."""
+    # Hot path first: the JSON scalars.
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return _float(value)
+    if t is list:
+        return [encode(v) for v in value]
+    if t is dict and all(type(k) is str for k in value):
+        return {k: encode(v) for k, v in value.items()}
+    return _encode_other(value)
+
+
+def _encode_other(value: Any) -> Any:
+    from .task import Task  # late: task imports digest
+
+    if isinstance(value, Task):
+        return {"$task": value.taskname, "digest": value.digest}
+    if isinstance(value, np.ndarray):
+        return {"$ndarray": array_fingerprint(value)}
+    if isinstance(value, enum.Enum):
+        return encode(value.value)
+    if isinstance(value, bool | int | str):  # subclasses
+        return encode(_builtin(value))
+    if isinstance(value, float):
+        return _float(float(value))
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return _float(float(value))
+    if isinstance(value, np.complexfloating | complex):
+        return {"$complex": [_float(value.real), _float(value.imag)]}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [encode(v) for v in value]
+        return {"$set": sorted(items, key=_dumps)}
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) for k in value):
+            return {str(k): encode(v) for k, v in value.items()}
+        pairs = [[encode(k), encode(v)] for k, v in value.items()]
+        return {"$dict": sorted(pairs, key=lambda kv: _dumps(kv[0]))}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, np.dtype):
+        return {"$dtype": value.descr if value.fields else value.str}
+    if isinstance(value, np.random.Generator):
+        from .typing import rng_state
+
+        return {"$rng": encode(rng_state(value))}
+    if isinstance(value, PurePath):
+        return {"$path": value.as_posix()}
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return {"$" + type(value).__name__: value.isoformat()}
+    if isinstance(value, _dt.timedelta):
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return {"$" + type(value).__name__.lower(): str(value)}
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        fields = {name: encode(getattr(value, name)) for name in type(value).model_fields}
+        return {"$model": type(value).__qualname__, "fields": fields}
+    raise TypeError(
+        f"cannot compute a digest of a {type(value).__qualname__} value; use a JSON-like "
+        "type, a numpy array or a pydantic model"
+    )
+
+
+def _builtin(value: Any) -> Any:
+    for base in (bool, int, str):
+        if isinstance(value, base):
+            return base(value)
+    return value  # pragma: no cover
+
+
+def canonical(taskname: str, inputs: Mapping[str, Any], version: str | None = None) -> str:
+    """The canonical JSON text that the digest hashes."""
+    doc: dict[str, Any] = {
+        "scheme": SCHEME,
+        "task": taskname,
+        "inputs": {name: encode(v) for name, v in inputs.items()},
+    }
+    if version is not None:
+        doc["version"] = version
+    return _dumps(doc)
+
+
+def compute(
+    taskname: str,
+    inputs: Mapping[str, Any],
+    version: str | None = None,
+    unhashed: Mapping[str, Any] | None = None,
+) -> str:
+    """The task digest: 20 hex characters, then ``__<name>_<value>`` per unhashed input."""
+    text = canonical(taskname, inputs, version)
+    digest = xxhash.xxh3_128_hexdigest(text.encode("utf-8"))[:DIGEST_LENGTH]
+    if unhashed:
+        digest += "".join(f"__{name}_{value}" for name, value in unhashed.items())
+    return digest

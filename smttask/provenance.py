@@ -1,0 +1,437 @@
+"""Everything that touches Sumatra: the ``.smt`` project, the record store, the records.
+
+Facts that shape this module (see docs/design-notes.md):
+
+- Records are built directly as ``sumatra.records.Record``; ``Project.new_record()`` is
+  never called (it scans imports for seconds, probes the network and uses the cwd's repo).
+- Package versions are read in-process from ``sys.modules`` and ``importlib.metadata``.
+- Concurrent Django writes corrupt a store for good, so every write holds an exclusive
+  lock on ``.smt/records.lock`` and runs in one transaction; the store is created and
+  migrated once, under that lock.
+- ``.smt/project`` is written from smttask.toml, atomically, only when it is missing or
+  out of step; it keeps Sumatra's own ``smt`` commands working on the project.
+- Labels are ``YYYYMMDD-HHMMSS_<digest prefix>`` (UTC), made unique under the lock:
+  Sumatra silently replaces a record saved under an existing label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fcntl
+import functools
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import secrets
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import Project
+from .errors import RecordStoreError
+
+__all__ = [
+    "Recorder",
+    "bootstrap",
+    "get_record",
+    "labels",
+    "recorder",
+    "script_arguments",
+]
+
+logger = logging.getLogger(__name__)
+
+#: What a record stores as its script arguments (the runner sets the task file here).
+script_arguments: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "smttask_script_arguments", default=None
+)
+
+TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+_SMT_TYPES = {
+    "executable": "sumatra.programs.PythonExecutable",
+    "repository": "sumatra.versioncontrol._git.GitRepository",
+    "launch_mode": "sumatra.launch.SerialLaunchMode",
+    "datastore": "sumatra.datastore.filesystem.FileSystemDataStore",
+    "record_store": "sumatra.recordstore.django_store.DjangoRecordStore",
+}
+
+
+@functools.cache
+def _sumatra() -> Any:
+    """Import Sumatra once, with its per-record network probe switched off."""
+    import sumatra.launch
+
+    sumatra.launch.have_internet_connection = lambda: False
+    return sumatra
+
+
+@contextlib.contextmanager
+def locked(project: Project) -> Iterator[None]:
+    """Hold the project's exclusive record-store lock (one writer at a time, all processes)."""
+    project.smt_dir.mkdir(exist_ok=True)
+    with open(project.smt_dir / "records.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- the Django binding -------------------------------------------------------------------
+
+def _bind_store(url: str) -> Any:
+    """A Sumatra DjangoRecordStore on ``url``; one Django database per process, switchable."""
+    _sumatra()
+    import django
+    from django.conf import settings
+    from django.db import connections
+    from sumatra.recordstore import django_store as ds
+
+    db = ds.db_config.uri_to_db(url)
+    if not settings.configured:
+        ds.db_config._settings["DATABASES"] = {"default": db}
+        ds.db_config._n_databases = 1
+        settings.configure(**{**ds.db_config._settings, "DEBUG": False})
+        django.setup()
+        ds.db_config.configured = True  # we migrate ourselves, once, under the lock
+    else:
+        current = connections.settings["default"]
+        if ds.db_id(current) != ds.db_id(db):
+            connections["default"].close()
+            del connections["default"]
+            current.update(db)
+    store = ds.DjangoRecordStore.__new__(ds.DjangoRecordStore)
+    store._db_label = "default"
+    store._db_file = url
+    return store
+
+
+def _store_ready() -> bool:
+    from django.db import connections
+
+    return "django_store_record" in connections["default"].introspection.table_names()
+
+
+def _migrate() -> None:
+    from django.core import management
+
+    management.call_command("migrate", run_syncdb=True, database="default", verbosity=0,
+                            interactive=False)
+
+
+# --- .smt/project -------------------------------------------------------------------------
+
+def _desired_state(project: Project) -> dict[str, Any]:
+    """The keys of .smt/project that follow from smttask.toml."""
+    root = str(project.root)
+    return {
+        "name": project.name,
+        "default_repository": {"type": _SMT_TYPES["repository"], "url": root, "upstream": None},
+        "default_launch_mode": {"type": _SMT_TYPES["launch_mode"], "working_directory": root,
+                                "options": None},
+        "data_store": {"type": _SMT_TYPES["datastore"], "root": str(project.output_dir)},
+        "input_datastore": {"type": _SMT_TYPES["datastore"], "root": str(project.input_dir)},
+        "record_store": {"type": _SMT_TYPES["record_store"], "db_file": project.record_store_url},
+        "on_changed": project.config.repo.on_changed,
+    }
+
+
+def _full_state(project: Project) -> dict[str, Any]:
+    smt = _sumatra()
+    return {
+        **_desired_state(project),
+        "default_executable": {"type": _SMT_TYPES["executable"], "path": sys.executable,
+                               "version": platform.python_version(), "options": "",
+                               "name": "Python"},
+        "default_main_file": None,
+        "description": "",
+        "data_label": None,
+        "_most_recent": None,
+        "label_generator": "timestamp",
+        "timestamp_format": TIMESTAMP_FORMAT,
+        "sumatra_version": smt.__version__,
+        "allow_command_line_parameters": True,
+        "ignore_parameters": False,
+        "plugins": [],
+    }
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _in_step(state: dict[str, Any] | None, project: Project) -> bool:
+    if state is None:
+        return False
+    return all(state.get(k) == v for k, v in _desired_state(project).items())
+
+
+_bootstrapped: dict[tuple[Path, str], bool] = {}
+
+
+def bootstrap(project: Project) -> Any:
+    """Make ``.smt/`` match smttask.toml and the record store exist; the bound store.
+
+    Cheap after the first call in a process. Creation and migration happen under the lock,
+    so concurrent first runs on a fresh project are safe.
+    """
+    key = (project.root, project.record_store_url)
+    try:
+        store = _bind_store(project.record_store_url)
+        if key in _bootstrapped:
+            return store
+        project_file = project.smt_dir / "project"
+        if not (_in_step(_read_state(project_file), project) and _store_ready()):
+            with locked(project):
+                state = _read_state(project_file)
+                if not _store_ready():
+                    _migrate()
+                if not _in_step(state, project):
+                    merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
+                    _write_atomic(project_file, json.dumps(merged, indent=2))
+    except RecordStoreError:
+        raise
+    except Exception as exc:  # Django and driver errors: one clear line
+        raise RecordStoreError(
+            f"cannot open the record store {_safe_url(project.record_store_url)}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    _bootstrapped[key] = True
+    return store
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+# --- per-process facts -------------------------------------------------------------------
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+@functools.cache
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_deps_cache: dict[tuple[int, str | None], list[Any]] = {}
+
+
+def dependencies(project_root: Path, commit: str | None) -> list[Any]:
+    """Sumatra Dependency objects for the imported top-level packages (cached per process)."""
+    key = (len(sys.modules), commit)
+    if key in _deps_cache:
+        return _deps_cache[key]
+    from sumatra.dependency_finder.python import Dependency
+
+    deps = []
+    dists = _distributions()
+    root = str(project_root)
+    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
+        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
+            continue
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        if name in dists:
+            version, source = _version(dists[name][0]), dists[name][0]
+        elif path.startswith(root) and commit:
+            version, source = commit, "project"
+        else:
+            version, source = "unknown", None
+        location = os.path.dirname(path) if path.endswith("__init__.py") else path
+        deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
+    _deps_cache[key] = deps
+    return deps
+
+
+@functools.cache
+def _platforms() -> list[Any]:
+    from sumatra.launch import SerialLaunchMode
+
+    return SerialLaunchMode().get_platform_information()
+
+
+# --- records -----------------------------------------------------------------------------
+
+class Recorder:
+    """Writes the records of one project."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        bootstrap(project)
+        smt = _sumatra()
+        from sumatra.datastore.filesystem import FileSystemDataStore
+        from sumatra.launch import SerialLaunchMode
+        from sumatra.programs import PythonExecutable
+        from sumatra.versioncontrol._git import GitRepository
+
+        self._smt = smt
+        self.executable = PythonExecutable(sys.executable, version=platform.python_version())
+        self.repository = GitRepository(str(project.root), upstream="")
+        self.launch_mode = SerialLaunchMode(working_directory=str(project.root))
+        self.datastore = FileSystemDataStore(str(project.output_dir))
+        self.input_datastore = FileSystemDataStore(str(project.input_dir))
+
+    @property
+    def store(self) -> Any:
+        return bootstrap(self.project)  # re-binds Django if another project was used since
+
+    def _save(self, record: Any) -> None:
+        from django.db import transaction
+
+        with transaction.atomic(using="default"):
+            self.store.save(self.project.name, record)
+
+    def data_keys(self, paths: list[Path], *, output: bool) -> list[Any]:
+        """Sumatra DataKeys (path relative to the datastore, SHA-1, size, time)."""
+        from sumatra.datastore.filesystem import DataFile
+
+        store = self.datastore if output else self.input_datastore
+        root = Path(store.root)
+        return [DataFile(os.path.relpath(p, root), store).generate_key() for p in paths]
+
+    def start(
+        self,
+        *,
+        taskname: str,
+        digest: str,
+        parameters_json: str,
+        main_file: str,
+        commit: str,
+        diff: str,
+        reason: str | None,
+        input_paths: list[Path],
+        user: str,
+    ) -> Any:
+        """Save a ``_running_`` record under a fresh unique label and return it."""
+        from sumatra.core import STATUS_FORMAT
+        from sumatra.parameters import JSONParameterSet
+        from sumatra.records import Record
+
+        now = datetime.now(timezone.utc)
+        args = script_arguments.get()
+        if args is None:
+            args = _script_from_argv(self.project.root)
+        record = Record(
+            executable=self.executable,
+            repository=self.repository,
+            main_file=main_file,
+            version=commit,
+            launch_mode=self.launch_mode,
+            datastore=self.datastore,
+            parameters=JSONParameterSet(parameters_json),
+            input_data=self.data_keys(input_paths, output=False),
+            script_arguments=args,
+            label=f"{now:{TIMESTAMP_FORMAT}}_{digest[:6]}",
+            reason=reason or "",
+            diff=diff,
+            user=user,
+            on_changed=self.project.config.repo.on_changed,
+            input_datastore=self.input_datastore,
+            stdout_stderr="",
+            timestamp=now,
+        )
+        record.add_tag(taskname)
+        record.add_tag(STATUS_FORMAT % "running")
+        try:
+            with locked(self.project):
+                base, n = record.label, 1
+                manager = self.store._manager
+                while manager.filter(project__id=self.project.name, label=record.label).exists():
+                    n += 1
+                    record.label = f"{base}_{n}"
+                self._save(record)
+        except Exception as exc:
+            raise RecordStoreError(f"cannot save record {record.label}: {exc}") from exc
+        return record
+
+    def finish(
+        self,
+        record: Any,
+        *,
+        status: str,
+        duration: float,
+        outcome: str,
+        output_paths: list[Path],
+        stdout_stderr: str,
+        commit: str,
+    ) -> None:
+        """Save the final state: status tag, duration, outputs, dependencies, platform."""
+        from sumatra.core import STATUS_FORMAT
+
+        record.add_tag(STATUS_FORMAT % status)
+        record.duration = duration
+        record.outcome = outcome
+        record.output_data = self.data_keys(output_paths, output=True)
+        record.stdout_stderr = stdout_stderr
+        record.dependencies = dependencies(self.project.root, commit)
+        record.platforms = _platforms()
+        try:
+            with locked(self.project):
+                self._save(record)
+        except Exception as exc:
+            raise RecordStoreError(f"cannot save record {record.label}: {exc}") from exc
+
+
+def _script_from_argv(root: Path) -> str:
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 and os.path.isfile(argv0):
+        path = Path(argv0).resolve()
+        name = os.path.relpath(path, root) if path.is_relative_to(root) else str(path)
+        return " ".join([name, *sys.argv[1:]])
+    return ""
+
+
+_recorders: dict[tuple[Path, str], Recorder] = {}
+
+
+def recorder(project: Project) -> Recorder:
+    """The project's Recorder (one per process and project)."""
+    key = (project.root, project.record_store_url)
+    rec = _recorders.get(key)
+    if rec is None or rec.project != project:
+        rec = _recorders[key] = Recorder(project)
+    return rec
+
+
+def get_record(project: Project, label: str) -> Any:
+    """The Sumatra record with this label (KeyError if none)."""
+    store = bootstrap(project)
+    return store.get(project.name, label)
+
+
+def labels(project: Project) -> list[str]:
+    """Every record label of the project, oldest first."""
+    store = bootstrap(project)
+    return list(
+        store._manager.filter(project__id=project.name).order_by("timestamp")
+        .values_list("label", flat=True)
+    )

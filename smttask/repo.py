@@ -1,0 +1,158 @@
+"""Git state of the project: the commit, and the changes that block a recorded run.
+
+The only module that runs git. A recorded run needs a tree that is clean outside the
+*dirty directories*: staged or unstaged changes to tracked files block it, and so does an
+untracked Python file inside the task's own package (it could be imported without ever
+being committed). Changes inside dirty directories never block; they are reported as
+tolerated so that the record can say so.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import DirtyRepositoryError
+
+__all__ = ["RepoState", "diff", "git_user", "repo_root", "require_recordable", "state"]
+
+
+def _git(cwd: Path | str, *args: str) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise DirtyRepositoryError("git is not installed; recorded runs need git") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "git failed"
+        raise DirtyRepositoryError(f"git {args[0]} in {cwd}: {msg}")
+    return proc.stdout
+
+
+@functools.cache
+def repo_root(path: Path) -> Path:
+    """The top folder of the git repository containing ``path``."""
+    try:
+        out = _git(path, "rev-parse", "--show-toplevel")
+    except DirtyRepositoryError:
+        raise DirtyRepositoryError(
+            f"{path} is not inside a git repository; run `git init` and commit your code "
+            "(recorded runs pin the commit that produced each result)"
+        ) from None
+    return Path(out.strip()).resolve()
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """What git says about the tree, split by the dirty-directory rule (repo-relative paths)."""
+
+    root: Path
+    commit: str | None
+    blocking: list[str] = field(default_factory=list)
+    tolerated: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.blocking
+
+
+def _under(path: str, dirs: list[PurePosixPath]) -> bool:
+    p = PurePosixPath(path.rstrip("/"))
+    return any(p == d or p.is_relative_to(d) for d in dirs)
+
+
+def _has_python(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix == ".py"
+    return path.is_dir() and any(path.rglob("*.py"))
+
+
+def state(
+    path: Path, dirty_directories: list[str] = (), code_paths: list[str] = ()
+) -> RepoState:
+    """Parse ``git status`` once: the commit, blocking and tolerated paths.
+
+    ``code_paths`` are repo-relative paths (a package folder or a module file) where an
+    untracked Python file also blocks.
+    """
+    root = repo_root(Path(path).resolve())
+    out = _git(root, "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal",
+               "--ignore-submodules=none")
+    dirty = [PurePosixPath(d) for d in dirty_directories]
+    code = [PurePosixPath(c) for c in code_paths]
+    commit: str | None = None
+    changed: list[str] = []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if not entry:
+            continue
+        kind = entry[0]
+        if entry.startswith("# branch.oid "):
+            oid = entry.split()[2]
+            commit = None if oid == "(initial)" else oid
+        elif kind == "1":
+            changed.append(entry.split(" ", 8)[8])
+        elif kind == "2":
+            changed.append(entry.split(" ", 9)[9])
+            changed.append(entries[i])  # the rename's origin
+            i += 1
+        elif kind == "u":
+            changed.append(entry.split(" ", 10)[10])
+        elif kind == "?":
+            rel = entry[2:]
+            if _under(rel, code) or any(PurePosixPath(c).is_relative_to(rel.rstrip("/"))
+                                        for c in code_paths):
+                if _has_python(root / rel):
+                    changed.append(rel)
+    blocking = sorted({p for p in changed if not _under(p, dirty)})
+    tolerated = sorted({p for p in changed if _under(p, dirty)})
+    return RepoState(root=root, commit=commit, blocking=blocking, tolerated=tolerated)
+
+
+def diff(root: Path, dirty_directories: list[str] = ()) -> str:
+    """``git diff HEAD`` without the dirty directories."""
+    excludes = [f":(exclude){d}" for d in dirty_directories]
+    return _git(root, "diff", "HEAD", "--no-color", "--", ".", *excludes)
+
+
+def require_recordable(
+    path: Path, dirty_directories: list[str], code_paths: list[str], on_changed: str
+) -> tuple[RepoState, str]:
+    """The repo state and the diff to record, or DirtyRepositoryError.
+
+    Under ``on_changed="error"`` blocking changes raise; under ``"store-diff"`` they are
+    returned as a diff (dirty directories excluded) and the run may go on.
+    """
+    st = state(path, dirty_directories, code_paths)
+    if st.commit is None:
+        raise DirtyRepositoryError(
+            f"the repository {st.root} has no commit yet; commit your code first "
+            "(each record pins the commit that produced it)"
+        )
+    if not st.blocking:
+        return st, ""
+    if on_changed == "store-diff":
+        return st, diff(st.root, dirty_directories)
+    shown = ", ".join(st.blocking[:10]) + (" …" if len(st.blocking) > 10 else "")
+    raise DirtyRepositoryError(
+        f"uncommitted changes block recording: {shown}. Commit them, or mark their folder "
+        "with `smttask project dirty add DIR` if they are not code",
+        st.blocking,
+    )
+
+
+@functools.cache
+def git_user(root: Path) -> str:
+    """``Name <email>`` from git config, or '' when unset."""
+    def get(key: str) -> str:
+        proc = subprocess.run(["git", "config", key], cwd=root, capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    name, email = get("user.name"), get("user.email")
+    return f"{name} <{email}>" if email else name

@@ -1,0 +1,203 @@
+"""Scientific types for task inputs and outputs, as pydantic v2 types.
+
+- ``Array``: a numpy array. ``Array[np.float64]`` fixes the dtype, ``Array[float, 2]`` the
+  dtype and the number of dimensions. Accepts an ndarray (kept without copying when it
+  already fits) or nested lists. In JSON it is ``{"dtype", "shape", "npy"}`` where ``npy``
+  is the base64 of the array's ``.npy`` bytes, so values, NaN payloads and byte order
+  round-trip exactly.
+- ``DType``: a numpy dtype, written as its ``dtype.str`` (or ``descr`` when structured).
+- ``RNGenerator``: a ``numpy.random.Generator``, written as its bit generator's state.
+  Validation copies the generator, so a task never advances the caller's generator.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+__all__ = ["Array", "DType", "RNGenerator", "is_array_type"]
+
+
+class ArraySpec:
+    """Validation rules of one ``Array[...]`` parametrisation."""
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype: np.dtype | None = None, ndim: int | None = None) -> None:
+        self.dtype = dtype
+        self.ndim = ndim
+
+    def __repr__(self) -> str:
+        return f"ArraySpec(dtype={self.dtype}, ndim={self.ndim})"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            self.validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                array_to_json, when_used="json"
+            ),
+        )
+
+    def validate(self, value: Any) -> np.ndarray:
+        if isinstance(value, dict) and "npy" in value:
+            arr = array_from_json(value)
+        elif isinstance(value, np.ndarray):
+            arr = value
+        else:
+            try:
+                arr = np.asarray(value, dtype=self.dtype)
+            except (ValueError, TypeError) as exc:
+                raise PydanticCustomError("array", "cannot convert to an array: {err}",
+                                          {"err": str(exc)}) from None
+        if arr.dtype.hasobject:
+            raise PydanticCustomError("array", "object arrays are not supported")
+        if self.dtype is not None and arr.dtype != self.dtype:
+            if not np.can_cast(arr.dtype, self.dtype, "same_kind"):
+                raise PydanticCustomError(
+                    "array_dtype", "expected dtype {want}, got {got}",
+                    {"want": str(self.dtype), "got": str(arr.dtype)},
+                )
+            arr = arr.astype(self.dtype)
+        if self.ndim is not None and arr.ndim != self.ndim:
+            raise PydanticCustomError(
+                "array_ndim", "expected {want} dimension(s), got {got}",
+                {"want": self.ndim, "got": arr.ndim},
+            )
+        return arr
+
+
+def array_to_json(arr: np.ndarray) -> dict[str, Any]:
+    """``{"dtype", "shape", "npy"}``: the .npy bytes in base64, dtype and shape for readers."""
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return {
+        "dtype": arr.dtype.str,
+        "shape": list(arr.shape),
+        "npy": base64.b64encode(buf.getbuffer()).decode("ascii"),
+    }
+
+
+def array_from_json(data: dict[str, Any]) -> np.ndarray:
+    try:
+        raw = base64.b64decode(data["npy"], validate=True)
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+    except Exception as exc:  # binascii.Error, ValueError from np.load
+        raise PydanticCustomError("array", "invalid npy data: {err}", {"err": str(exc)}) from None
+    if "dtype" in data and np.dtype(data["dtype"]) != arr.dtype:
+        raise PydanticCustomError("array", "npy data does not match the declared dtype")
+    if "shape" in data and list(data["shape"]) != list(arr.shape):
+        raise PydanticCustomError("array", "npy data does not match the declared shape")
+    return arr
+
+
+class Array(np.ndarray):
+    """A numpy array input or output; ``Array[dtype]`` or ``Array[dtype, ndim]`` constrain it."""
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        if not isinstance(params, tuple):
+            params = (params,)
+        if len(params) > 2:
+            raise TypeError("Array[dtype] or Array[dtype, ndim]")
+        dtype = None if params[0] in (Any, None) else np.dtype(params[0])
+        ndim = params[1] if len(params) == 2 else None
+        if ndim is not None and (not isinstance(ndim, int) or ndim < 0):
+            raise TypeError(f"Array ndim must be a non-negative int, not {ndim!r}")
+        return Annotated[np.ndarray, ArraySpec(dtype, ndim)]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return ArraySpec().__get_pydantic_core_schema__(source, handler)
+
+
+def is_array_type(tp: Any) -> bool:
+    """True for ``Array``, ``Array[...]`` and ``np.ndarray`` annotations."""
+    if tp is Array or tp is np.ndarray:
+        return True
+    metadata = getattr(tp, "__metadata__", ())
+    return any(isinstance(m, ArraySpec) for m in metadata)
+
+
+def _dtype_to_json(dt: np.dtype) -> Any:
+    return dt.descr if dt.fields else dt.str
+
+
+def _dtype_validate(value: Any) -> np.dtype:
+    if isinstance(value, list):  # structured descr from JSON
+        value = [tuple(v) for v in value]
+    try:
+        return np.dtype(value)
+    except TypeError as exc:
+        raise PydanticCustomError("dtype", "not a numpy dtype: {err}", {"err": str(exc)}) from None
+
+
+class _DTypeSchema:
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            _dtype_validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _dtype_to_json, when_used="json"
+            ),
+        )
+
+
+DType = Annotated[np.dtype, _DTypeSchema]
+
+
+def rng_state(gen: np.random.Generator) -> dict[str, Any]:
+    """The bit generator's state, JSON-ready (MT19937's key as a list)."""
+    state = gen.bit_generator.state
+    inner = state.get("state")
+    if isinstance(inner, dict) and isinstance(inner.get("key"), np.ndarray):
+        state = {**state, "state": {**inner, "key": inner["key"].tolist()}}
+    return state
+
+
+def _rng_validate(value: Any) -> np.random.Generator:
+    if isinstance(value, np.random.Generator):
+        state = value.bit_generator.state
+    elif isinstance(value, dict) and "bit_generator" in value:
+        state = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return np.random.default_rng(value)
+    else:
+        raise PydanticCustomError(
+            "rng", "expected a numpy Generator, its state or an int seed"
+        )
+    name = state["bit_generator"]
+    bitgen_cls = getattr(np.random, name, None)
+    if not (isinstance(bitgen_cls, type) and issubclass(bitgen_cls, np.random.BitGenerator)):
+        raise PydanticCustomError("rng", "unknown bit generator {name!r}", {"name": name})
+    inner = state.get("state")
+    if isinstance(inner, dict) and isinstance(inner.get("key"), list):
+        state = {**state, "state": {**inner, "key": np.asarray(inner["key"], dtype=np.uint32)}}
+    bitgen = bitgen_cls()
+    try:
+        bitgen.state = state
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PydanticCustomError("rng", "invalid {name} state: {err}",
+                                  {"name": name, "err": str(exc)}) from None
+    return np.random.Generator(bitgen)
+
+
+class _RNGSchema:
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            _rng_validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                rng_state, when_used="json"
+            ),
+        )
+
+
+RNGenerator = Annotated[np.random.Generator, _RNGSchema]
