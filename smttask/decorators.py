@@ -13,7 +13,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, Union
 
-from pydantic import ConfigDict, Field, TypeAdapter, create_model
+from pydantic import ConfigDict, Field, create_model
 
 from .errors import TaskDefinitionError
 from .outputs import OutputSpec
@@ -72,11 +72,11 @@ def _outputs(name: str, hints: dict) -> tuple[list[OutputSpec], type | None]:
     if isinstance(ret, type) and issubclass(ret, TaskOutput):
         if not ret.model_fields:
             raise TaskDefinitionError(f"{name}: {ret.__name__} declares no output")
-        specs = [OutputSpec.make(n, f.rebuild_annotation()) for n, f in ret.model_fields.items()]
+        specs = [OutputSpec(n, f.rebuild_annotation()) for n, f in ret.model_fields.items()]
         return specs, namedtuple(f"{ret.__name__}Result", [s.name for s in specs])
     if ret is None or ret is type(None):
         raise TaskDefinitionError(f"{name}: a task must return something")
-    return [OutputSpec.make("result", ret)], None
+    return [OutputSpec("result", ret)], None
 
 
 def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
@@ -95,7 +95,7 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
         "_func": staticmethod(call),
         "_bound": isinstance(obj, type),
         "_memo": {},
-        "_input_adapters": {n: TypeAdapter(hints[n]) for n in inputs.model_fields},
+        "_input_types": {n: hints[n] for n in inputs.model_fields},
         "__module__": obj.__module__,
         "__qualname__": name,
         "__doc__": obj.__doc__,
@@ -104,7 +104,18 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
     if cache is not None:
         namespace["cache"] = cache
     bases = (kind, obj) if isinstance(obj, type) else (kind,)
-    return type(obj.__name__, bases, namespace)
+    cls = type(obj.__name__, bases, namespace)
+    if issubclass(kind, Recorded):  # results go to disk: their types must serialise
+        for spec in specs:
+            try:
+                spec.adapter  # noqa: B018
+            except Exception as exc:
+                raise TaskDefinitionError(
+                    f"{name}: output '{spec.name}' of type {spec.annotation!r} cannot be "
+                    f"saved: {exc.__class__.__name__}; use a JSON-like type, an Array or a "
+                    "pydantic model (or a MemoizedTask for in-memory results)"
+                ) from None
+    return cls
 
 
 def _decorator(kind: type[Task]) -> Callable[..., Any]:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -20,26 +21,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from .typing import is_array_type
 
-__all__ = ["OutputSpec", "link_paths", "load", "write"]
+__all__ = ["OutputSpec", "link_paths", "load", "type_adapter", "write"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+def type_adapter(annotation: Any) -> TypeAdapter:
+    """A TypeAdapter that also accepts arbitrary classes (checked by isinstance)."""
+    try:
+        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+    except PydanticUserError:  # models and dataclasses carry their own config
+        return TypeAdapter(annotation)
+
+
+@dataclass
 class OutputSpec:
     """One named output of a task: its declared type and its file format."""
 
     name: str
     annotation: Any
-    adapter: TypeAdapter
 
-    @classmethod
-    def make(cls, name: str, annotation: Any) -> OutputSpec:
-        return cls(name, annotation, TypeAdapter(annotation))
+    @functools.cached_property
+    def adapter(self) -> TypeAdapter:
+        return type_adapter(self.annotation)
 
     @property
     def ext(self) -> str:

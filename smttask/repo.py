@@ -149,10 +149,8 @@ def require_recordable(
 
 @functools.cache
 def git_user(root: Path) -> str:
-    """``Name <email>`` from git config, or '' when unset."""
-    def get(key: str) -> str:
-        proc = subprocess.run(["git", "config", key], cwd=root, capture_output=True, text=True)
-        return proc.stdout.strip()
-
-    name, email = get("user.name"), get("user.email")
-    return f"{name} <{email}>" if email else name
+    """``Name <email>`` of the git author (config or GIT_AUTHOR_* variables), or ''."""
+    proc = subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], cwd=root, capture_output=True,
+                          text=True)
+    ident = proc.stdout.strip()
+    return ident.rsplit(" ", 2)[0] if proc.returncode == 0 and ident else ""

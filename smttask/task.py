@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import config
 from . import digest as _digest
@@ -111,7 +111,7 @@ class Task:
     _func: ClassVar[Callable[..., Any]]
     _bound: ClassVar[bool] = False  # callable class: pass the task as `self`
     _memo: ClassVar[dict[str, Any]]
-    _input_adapters: ClassVar[dict[str, TypeAdapter]]
+    _input_types: ClassVar[dict[str, Any]]
 
     def __init__(self, *args: Any, reason: str | None = None, **inputs: Any) -> None:
         cls = type(self)

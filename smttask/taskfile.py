@@ -15,6 +15,7 @@ explicitly (``--import``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -24,7 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from .errors import ProjectNotFoundError, TaskFileError, TaskInputError
+from .outputs import type_adapter
 from .task import Task
 
 __all__ = ["FORMAT", "SUFFIX", "describe", "describe_json", "load", "save"]
@@ -35,6 +39,11 @@ FORMAT = "taskdesc/1"
 SUFFIX = ".taskdesc.json"
 
 
+@functools.cache
+def _input_adapter(cls: type[Task], name: str) -> TypeAdapter:
+    return type_adapter(cls._input_types[name])
+
+
 def describe(task: Task) -> dict[str, Any]:
     """The JSON-ready description of ``task`` (nested tasks described inline)."""
     cls = type(task)
@@ -43,7 +52,7 @@ def describe(task: Task) -> dict[str, Any]:
         if isinstance(value, Task):
             inputs[name] = describe(value)
         else:
-            inputs[name] = cls._input_adapters[name].dump_python(value, mode="json")
+            inputs[name] = _input_adapter(cls, name).dump_python(value, mode="json")
     return {
         "smttask": FORMAT,
         "taskname": task.taskname,

@@ -1,0 +1,101 @@
+"""Shared fixtures: a throwaway git repository holding an smttask project."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import smttask
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Scientist",
+    "GIT_AUTHOR_EMAIL": "scientist@example.org",
+    "GIT_COMMITTER_NAME": "Test Scientist",
+    "GIT_COMMITTER_EMAIL": "scientist@example.org",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+CONFIG = """\
+[project]
+name = "testproj"
+
+[repo]
+dirty_directories = ["reports"]
+"""
+
+
+class Proj:
+    """A project in a fresh git repository, with a uniquely named package for its tasks."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pkg = f"pkg_{secrets.token_hex(4)}"
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True,
+                              text=True).stdout
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def commit(self, message: str = "work") -> None:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+
+    def module(self, source: str, name: str = "tasks", commit: bool = True):
+        """Write ``<pkg>/<name>.py``, commit it, import and return it."""
+        self.write(f"{self.pkg}/{name}.py", source)
+        if commit:
+            self.commit(f"add {name}")
+        importlib.invalidate_caches()
+        return importlib.import_module(f"{self.pkg}.{name}")
+
+    def run_python(self, code: str, check: bool = True, env: dict | None = None,
+                   **kw) -> subprocess.CompletedProcess:
+        """Run ``code`` in a fresh interpreter in the project folder."""
+        env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(self.root), **(env or {})}
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=self.root,
+                              capture_output=True, text=True, env=env, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    @property
+    def project(self) -> smttask.config.Project:
+        return smttask.config.find_project(self.root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(smttask.config, "record", True)
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch) -> Proj:
+    root = tmp_path / "proj"
+    root.mkdir()
+    p = Proj(root)
+    p.git("init", "-q", "-b", "main")
+    p.write("smttask.toml", CONFIG)
+    p.write(".gitignore", ".smt/\ndata/\ntasks/\n")
+    p.write(f"{p.pkg}/__init__.py", "")
+    p.write("reports/notes.md", "# notes\n")
+    p.commit("init")
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    yield p
+    for name in [m for m in sys.modules if m == p.pkg or m.startswith(p.pkg + ".")]:
+        del sys.modules[name]

@@ -1,0 +1,245 @@
+"""Recorded runs: what a Sumatra record holds, the repo check, the store under concurrency."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import smttask
+from smttask import DirtyRepositoryError, TaskExecutionError, provenance
+
+TASKS = """
+import sys
+from smttask import RecordedTask
+
+@RecordedTask
+def square(x: float) -> float:
+    print("squaring", x)
+    print("warning!", file=sys.stderr)
+    return x * x
+
+@RecordedTask
+def plus_one(y: float) -> float:
+    return y + 1
+
+@RecordedTask
+def explode(x: float) -> float:
+    raise ValueError(f"bad x {x}")
+
+@RecordedTask
+def interrupt(x: float) -> float:
+    raise KeyboardInterrupt
+"""
+
+
+def records(proj):
+    return [provenance.get_record(proj.project, label)
+            for label in provenance.labels(proj.project)]
+
+
+def test_record_holds_the_provenance_of_a_run(proj, capsys):
+    tasks = proj.module(TASKS)
+    task = tasks.square(x=3, reason="check the record")
+    assert task.run() == 9.0
+    assert "squaring 3.0" in capsys.readouterr().out  # still shown live
+    [rec] = records(proj)
+    assert rec.label == task.record_label
+    assert re.fullmatch(r"\d{8}-\d{6}_" + task.digest[:6], rec.label)
+    assert json.loads(rec.parameters.pretty()) == task.desc
+    assert rec.main_file == f"{proj.pkg}/tasks.py"
+    assert rec.version == proj.git("rev-parse", "HEAD").strip()
+    assert rec.reason == "check the record"
+    assert rec.diff == ""
+    assert {"_finished_", "square"} <= set(rec.tags)
+    assert "squaring 3.0" in rec.stdout_stderr and "warning!" in rec.stdout_stderr
+    assert rec.duration is not None and rec.duration >= 0
+    assert [k.path for k in rec.output_data] == [f"square/{task.digest}_result.json"]
+    deps = {d.name: d for d in rec.dependencies}
+    import numpy
+    import pydantic
+
+    assert deps["numpy"].version == numpy.__version__
+    assert deps["pydantic"].version == pydantic.__version__
+    assert deps[proj.pkg].version == rec.version  # the project's own code: its commit
+    assert rec.platforms and rec.platforms[0].system_name
+    assert rec.user == "Test Scientist <scientist@example.org>"
+
+
+def test_loaded_results_make_no_record(proj):
+    tasks = proj.module(TASKS)
+    tasks.square(x=2).run()
+    t = tasks.square(x=2)
+    t.run()
+    assert t.record_label is None
+    assert len(records(proj)) == 1
+
+
+def test_upstream_outputs_are_input_data(proj):
+    tasks = proj.module(TASKS)
+    down = tasks.plus_one(y=tasks.square(x=4))
+    assert down.run() == 17.0
+    rec = provenance.get_record(proj.project, down.record_label)
+    up = tasks.square(x=4)
+    assert [k.path for k in rec.input_data] == [f"run_dump/square/{up.digest}_result.json"]
+
+
+def test_records_are_visible_to_sumatra_cli(proj):
+    tasks = proj.module(TASKS)
+    t = tasks.square(x=5)
+    t.run()
+    smt = [sys.executable, "-c", "import sys; from sumatra.commands import list as l; l(sys.argv[1:])"]
+    out = subprocess.run(smt, cwd=proj.root, capture_output=True, text=True, check=True).stdout
+    assert t.record_label in out
+
+
+def test_smt_project_follows_smttask_toml(proj):
+    tasks = proj.module(TASKS)
+    tasks.square(x=1).run()
+    state = json.loads((proj.root / ".smt/project").read_text())
+    assert state["name"] == "testproj"
+    assert state["data_store"]["root"] == str(proj.root / "data/run_dump")
+    assert state["input_datastore"]["root"] == str(proj.root / "data")
+    assert state["record_store"]["db_file"] == str(proj.root / ".smt/records")
+
+
+def test_crash_saves_a_crashed_record_and_no_output(proj):
+    tasks = proj.module(TASKS)
+    task = tasks.explode(x=2)
+    with pytest.raises(TaskExecutionError, match="explode .* failed: ValueError: bad x 2.0") as info:
+        task.run()
+    assert isinstance(info.value.__cause__, ValueError)
+    [rec] = records(proj)
+    assert "_crashed_" in rec.tags
+    assert "ValueError: bad x 2.0" in rec.outcome
+    assert rec.output_data == []
+    assert not (proj.root / "data/explode").exists()
+
+
+def test_interrupt_saves_a_killed_record(proj):
+    tasks = proj.module(TASKS)
+    with pytest.raises(KeyboardInterrupt):
+        tasks.interrupt(x=1).run()
+    [rec] = records(proj)
+    assert "_killed_" in rec.tags
+    assert not (proj.root / "data/interrupt").exists()
+
+
+def test_labels_are_unique_for_repeated_runs(proj):
+    tasks = proj.module(TASKS)
+    t = tasks.square(x=7)
+    for _ in range(3):
+        t.run(recompute=True)
+    labels = provenance.labels(proj.project)
+    assert len(labels) == 3 == len(set(labels))
+
+
+# --- the repo check --------------------------------------------------------------------
+
+def test_modified_tracked_code_blocks_the_run(proj):
+    tasks = proj.module(TASKS)
+    proj.write(f"{proj.pkg}/helpers.py", "X = 1\n")
+    proj.commit()
+    proj.write(f"{proj.pkg}/helpers.py", "X = 2\n")
+    with pytest.raises(DirtyRepositoryError, match=r"helpers.py.*smttask project dirty add") as e:
+        tasks.square(x=1).run()
+    assert e.value.paths == [f"{proj.pkg}/helpers.py"]
+    assert not (proj.root / "data").exists()
+    proj.git("add", "-A")  # staged is still uncommitted
+    with pytest.raises(DirtyRepositoryError):
+        tasks.square(x=1).run()
+
+
+def test_untracked_python_file_in_the_task_package_blocks(proj):
+    tasks = proj.module(TASKS)
+    proj.write("scratch.txt", "not code\n")
+    proj.write("other/notes.py", "print('elsewhere')\n")
+    assert tasks.square(x=1).run() == 1.0  # untracked files outside the package are fine
+    proj.write(f"{proj.pkg}/new_helper.py", "Y = 1\n")
+    with pytest.raises(DirtyRepositoryError, match="new_helper.py"):
+        tasks.square(x=2).run()
+
+
+def test_dirty_directories_are_tolerated_and_noted(proj):
+    tasks = proj.module(TASKS)
+    proj.write("reports/notes.md", "# changed notes\n")
+    t = tasks.square(x=6)
+    assert t.run() == 36.0
+    rec = provenance.get_record(proj.project, t.record_label)
+    assert "tolerated in dirty directories: reports/notes.md" in rec.outcome
+    assert rec.diff == ""
+
+
+def test_store_diff_records_the_diff_and_runs(proj):
+    text = (proj.root / "smttask.toml").read_text().replace(
+        "[repo]", '[repo]\non_changed = "store-diff"')
+    proj.write("smttask.toml", text)
+    proj.commit("store-diff")
+    tasks = proj.module(TASKS)
+    proj.write(f"{proj.pkg}/tasks.py", (proj.root / proj.pkg / "tasks.py").read_text()
+               + "\n# an edit\n")
+    proj.write("reports/notes.md", "# changed notes\n")
+    t = tasks.square(x=8)
+    assert t.run() == 64.0
+    rec = provenance.get_record(proj.project, t.record_label)
+    assert "+# an edit" in rec.diff
+    assert "reports/notes.md" not in rec.diff  # dirty directories stay out of the diff
+
+
+def test_repository_without_commit_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "fresh"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    (root / "smttask.toml").write_text('[project]\nname = "fresh"\n')
+    (root / "fresh_tasks_mod.py").write_text(
+        "from smttask import RecordedTask\n"
+        "@RecordedTask\n"
+        "def one(x: int) -> int:\n"
+        "    return x\n")
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    import fresh_tasks_mod
+
+    try:
+        with pytest.raises(DirtyRepositoryError, match="no commit yet"):
+            fresh_tasks_mod.one(x=1).run()
+    finally:
+        del sys.modules["fresh_tasks_mod"]
+
+
+# --- concurrency -------------------------------------------------------------------------
+
+WORKER = """
+import sys
+from {pkg}.tasks import square
+for i in range(int(sys.argv[1]), int(sys.argv[1]) + 5):
+    square(x=i).run()
+"""
+
+
+def test_eight_processes_on_a_fresh_project_lose_no_record(proj):
+    proj.module(TASKS)
+    assert not (proj.root / ".smt").exists()
+    env = {**__import__("os").environ, "PYTHONPATH": str(proj.root)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER.format(pkg=proj.pkg), str(100 * w)],
+                         cwd=proj.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for w in range(8)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    labels = provenance.labels(proj.project)
+    assert len(labels) == 40 == len(set(labels))
+    assert all("_finished_" in r.tags for r in records(proj))
+    # The store still works afterwards.
+    tasks = sys.modules.get(f"{proj.pkg}.tasks") or __import__(
+        f"{proj.pkg}.tasks", fromlist=["square"])
+    tasks.square(x=0.5).run()
+    assert len(provenance.labels(proj.project)) == 41
+    assert smttask.config.find_project().name == "testproj"
