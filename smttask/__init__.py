@@ -12,7 +12,7 @@ disk by a digest of their inputs and whose runs are recorded in Sumatra::
         ...
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from . import config
 from .decorators import MemoizedTask, RecordedTask, UnpureMemoizedTask
@@ -30,8 +30,8 @@ from .errors import (
 from .task import Task, TaskOutput
 
 try:
-    __version__ = version("smttask")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _metadata.version("smttask")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [

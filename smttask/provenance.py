@@ -260,12 +260,11 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
         path = getattr(module, "__file__", None)
         if not path:
             continue
-        if name in dists:
-            version, source = _version(dists[name][0]), dists[name][0]
-        elif path.startswith(root) and commit:
+        dist = dists[name][0] if name in dists else name  # editable installs: name = dist
+        if path.startswith(root) and commit:
             version, source = commit, "project"
         else:
-            version, source = "unknown", None
+            version, source = _version(dist), dist
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
         deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
     _deps_cache[key] = deps

@@ -1,0 +1,18 @@
+"""The quick start's example task."""
+
+from typing import Tuple
+
+import numpy as np
+
+from smttask import RecordedTask
+from smttask.typing import Array
+
+
+@RecordedTask
+def analyze(arr: Array, dt: float, nbins: int) -> Tuple[float, float, float]:
+    """Mean rate, spread, and the tallest histogram bin of a signal."""
+    hist, _ = np.histogram(arr, bins=nbins)
+    μ = float(np.mean(arr) / dt)
+    σ = float(np.std(arr) / dt)
+    p = float(hist.max() / len(arr))
+    return (μ, σ, p)
