@@ -118,25 +118,28 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
     return cls
 
 
-def _decorator(kind: type[Task]) -> Callable[..., Any]:
+def _decorator(kind: type[Task], name: str, doc: str) -> Callable[..., Any]:
     def decorate(obj: Any = None, /, *, cache: bool | None = None,
                  version: str | None = None) -> Any:
         if obj is None:
             return lambda o: make_task_class(o, kind, cache=cache, version=version)
         return make_task_class(obj, kind, cache=cache, version=version)
 
+    decorate.__name__ = decorate.__qualname__ = name
+    decorate.__doc__ = doc + f"""
+
+    Use bare (``@{name}``) or with arguments: ``cache=True`` keeps results in memory,
+    ``version="2"`` enters the digest (bump it when the code's results change).
+    """
     return decorate
 
 
-RecordedTask = _decorator(Recorded)
-RecordedTask.__doc__ = """Make a task whose results are saved to disk and whose runs are recorded.
-
-    Use bare (``@RecordedTask``) or with arguments (``@RecordedTask(version="2")``).
-    """
-RecordedTask.__name__ = RecordedTask.__qualname__ = "RecordedTask"
-MemoizedTask = _decorator(Memoized)
-MemoizedTask.__doc__ = """Make a task whose results are kept in memory only (never written or recorded)."""
-MemoizedTask.__name__ = MemoizedTask.__qualname__ = "MemoizedTask"
-UnpureMemoizedTask = _decorator(UnpureMemoized)
-UnpureMemoizedTask.__doc__ = """Make a memoized task whose digest follows its output (outside state)."""
-UnpureMemoizedTask.__name__ = UnpureMemoizedTask.__qualname__ = "UnpureMemoizedTask"
+RecordedTask = _decorator(
+    Recorded, "RecordedTask", "Make a task whose results are saved to disk and whose runs "
+    "are recorded.")
+MemoizedTask = _decorator(
+    Memoized, "MemoizedTask", "Make a task whose results are kept in memory only (never "
+    "written or recorded).")
+UnpureMemoizedTask = _decorator(
+    UnpureMemoized, "UnpureMemoizedTask", "Make a memoized task whose digest follows its "
+    "output (for outside state).")

@@ -6,7 +6,7 @@ Every expected failure is a :class:`SmttaskError`; the CLI prints it as one line
     SmttaskError
     ├── ConfigError              smttask.toml missing or malformed
     │   └── ProjectNotFoundError no smttask.toml here or in any parent folder
-    ├── TaskDefinitionError      a decorated function or class cannot become a task (also a TypeError)
+    ├── TaskDefinitionError      a function or class cannot become a task (also a TypeError)
     ├── TaskInputError           invalid or unknown task inputs (also a ValueError)
     ├── TaskFileError            a task file that cannot be read, validated or imported
     ├── TaskExecutionError       the task's own code raised; chained to the original exception

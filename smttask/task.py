@@ -22,9 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import config
+from . import config, outputs, repo
 from . import digest as _digest
-from . import outputs, repo
 from .errors import (
     ProjectNotFoundError,
     TaskDefinitionError,
