@@ -11,7 +11,8 @@ in every process, on every machine, with any Python or numpy version. The encodi
 - lists are JSON arrays; tuples are ``{"$tuple": [...]}`` (so they only agree with lists
   when the declared type converts one into the other); sets and frozensets are
   ``{"$set": [...]}`` sorted by each item's canonical text;
-- dicts with string keys are objects (key order never matters); other dicts are
+- dicts with string keys are objects (key order never matters; a key starting with
+  ``$`` gets one more ``$``, so no dict can pass for a tagged value); other dicts are
   ``{"$dict": [[key, value], ...]}`` sorted by the canonical text of the key;
 - arrays are never hashed as text: ``{"$ndarray": [dtype.str, shape, xxh3-128 hex]}``
   over the C-contiguous bytes;
@@ -56,9 +57,10 @@ def array_fingerprint(arr: np.ndarray) -> list[Any]:
     """``[dtype.str, shape, xxh3-128 hex]`` of an array's C-contiguous bytes."""
     if arr.dtype.hasobject:
         raise TypeError("object arrays cannot be hashed")
+    from .typing import dtype_to_json
+
     data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
-    dtype = arr.dtype.descr if arr.dtype.fields else arr.dtype.str
-    return [dtype, list(arr.shape), xxhash.xxh3_128_hexdigest(data)]
+    return [dtype_to_json(arr.dtype), list(arr.shape), xxhash.xxh3_128_hexdigest(data)]
 
 
 def _float(x: float) -> float:
@@ -79,7 +81,7 @@ def encode(value: Any) -> Any:
     if t is list:
         return [encode(v) for v in value]
     if t is dict and all(type(k) is str for k in value):
-        return {k: encode(v) for k, v in value.items()}
+        return {_key(k): encode(v) for k, v in value.items()}
     return _encode_other(value)
 
 
@@ -113,13 +115,15 @@ def _encode_other(value: Any) -> Any:
         return {"$set": sorted(items, key=_dumps)}
     if isinstance(value, Mapping):
         if all(isinstance(k, str) for k in value):
-            return {str(k): encode(v) for k, v in value.items()}
+            return {_key(str(k)): encode(v) for k, v in value.items()}
         pairs = [[encode(k), encode(v)] for k, v in value.items()]
         return {"$dict": sorted(pairs, key=lambda kv: _dumps(kv[0]))}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, np.dtype):
-        return {"$dtype": value.descr if value.fields else value.str}
+        from .typing import dtype_to_json
+
+        return {"$dtype": dtype_to_json(value)}
     if isinstance(value, np.random.Generator):
         from .typing import rng_state
 
@@ -141,6 +145,11 @@ def _encode_other(value: Any) -> Any:
         f"cannot compute a digest of a {type(value).__qualname__} value; use a JSON-like "
         "type, a numpy array or a pydantic model"
     )
+
+
+def _key(key: str) -> str:
+    """User keys starting with '$' get one more, so no dict can pass for a tagged value."""
+    return "$" + key if key.startswith("$") else key
 
 
 def _builtin(value: Any) -> Any:
@@ -170,7 +179,7 @@ def compute(
 ) -> str:
     """The task digest: 20 hex characters, then ``__<name>_<value>`` per unhashed input."""
     text = canonical(taskname, inputs, version)
-    digest = xxhash.xxh3_128_hexdigest(text.encode("utf-8"))[:DIGEST_LENGTH]
+    digest = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))[:DIGEST_LENGTH]
     if unhashed:
         digest += "".join(f"__{name}_{value}" for name, value in unhashed.items())
     return digest

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import DirtyRepositoryError
+from .errors import DirtyRepositoryError, TaskDefinitionError
 
-__all__ = ["RepoState", "diff", "git_user", "repo_root", "require_recordable", "state"]
+__all__ = [
+    "RepoState",
+    "code_location",
+    "diff",
+    "git_user",
+    "pin",
+    "repo_root",
+    "require_recordable",
+    "state",
+]
 
 
 def _git(cwd: Path | str, *args: str) -> str:
@@ -121,6 +131,30 @@ def diff(root: Path, dirty_directories: list[str] = ()) -> str:
     return _git(root, "diff", "HEAD", "--no-color", "--", ".", *excludes)
 
 
+_pinned: tuple[RepoState, str] | None = None
+
+
+def pin(checked: tuple[RepoState, str] | None) -> None:
+    """Reuse one checked state for every later run in this process (a batch checks once)."""
+    global _pinned
+    _pinned = checked
+
+
+def code_location(module_name: str, root: Path) -> tuple[Path, str]:
+    """(the module's file, the repo-relative path of its top-level package or module)."""
+    module = sys.modules[module_name]
+    file = Path(module.__file__).resolve()  # type: ignore[arg-type]
+    top = sys.modules[module_name.partition(".")[0]]
+    top_file = Path(top.__file__).resolve()  # type: ignore[arg-type]
+    top_path = top_file.parent if top_file.name == "__init__.py" else top_file
+    if not top_path.is_relative_to(root):
+        raise TaskDefinitionError(
+            f"{module_name} ({file}) lies outside the project repository {root}; "
+            "recorded tasks must be defined in the project's own code"
+        )
+    return file, top_path.relative_to(root).as_posix()
+
+
 def require_recordable(
     path: Path, dirty_directories: list[str], code_paths: list[str], on_changed: str
 ) -> tuple[RepoState, str]:
@@ -129,6 +163,8 @@ def require_recordable(
     Under ``on_changed="error"`` blocking changes raise; under ``"store-diff"`` they are
     returned as a diff (dirty directories excluded) and the run may go on.
     """
+    if _pinned is not None and _pinned[0].root == repo_root(Path(path).resolve()):
+        return _pinned
     st = state(path, dirty_directories, code_paths)
     if st.commit is None:
         raise DirtyRepositoryError(

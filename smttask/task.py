@@ -131,6 +131,8 @@ class Task:
         self.reason = reason
         #: Label of the record made by the last run() of this object (None if loaded).
         self.record_label: str | None = None
+        #: Where the last run() got its result: "memory", "disk" or "run".
+        self.result_source: str | None = None
         self._digest: str | None = None
         self._digest = self._compute_digest()
 
@@ -198,7 +200,9 @@ class Task:
         key = self.digest
         if not recompute and key in cls._memo:
             logger.debug("%s: result from memory", self.taskname)
+            self.result_source = "memory"
             return cls._memo[key]
+        self.result_source = "run"
         result = self._obtain(recompute, config.record if record is None else record)
         if cls.cache if cache is None else cache:
             cls._memo[key] = result
@@ -291,21 +295,6 @@ def _project(required: bool) -> config.Project | None:
         return None
 
 
-def _code_path(module_name: str, repo_root: Path) -> tuple[Path, str]:
-    """(the module's file, the repo-relative path of its top-level package or module)."""
-    module = sys.modules[module_name]
-    file = Path(module.__file__).resolve()  # type: ignore[arg-type]
-    top = sys.modules[module_name.partition(".")[0]]
-    top_file = Path(top.__file__).resolve()  # type: ignore[arg-type]
-    top_path = top_file.parent if top_file.name == "__init__.py" else top_file
-    if not top_path.is_relative_to(repo_root):
-        raise TaskDefinitionError(
-            f"{module_name} ({file}) lies outside the project repository {repo_root}; "
-            "recorded tasks must be defined in the project's own code"
-        )
-    return file, top_path.relative_to(repo_root).as_posix()
-
-
 class Recorded(Task):
     """Results on disk, runs recorded in Sumatra."""
 
@@ -317,6 +306,7 @@ class Recorded(Task):
             if values is not None:
                 logger.info("%s: loaded the result of an earlier run", self.taskname)
                 self.record_label = None
+                self.result_source = "disk"
                 return self._pack(values)
         if not record:
             return self._pack(self._execute(self._load_inputs(False), validate=True))
@@ -334,7 +324,7 @@ class Recorded(Task):
             )
         repo_cfg = project.config.repo
         root = repo.repo_root(project.root)
-        module_file, code_path = _code_path(cls.__module__, root)
+        module_file, code_path = repo.code_location(cls.__module__, root)
         state, diff = repo.require_recordable(
             project.root, repo_cfg.dirty_directories, [code_path], repo_cfg.on_changed
         )
@@ -422,7 +412,9 @@ class UnpureMemoized(Memoized):
             record: bool | None = None) -> Any:
         if cache is False:
             raise ValueError(f"{self.taskname} is an UnpureMemoizedTask: it is always cached")
+        self.result_source = "memory"
         if recompute or self._digest is None:
+            self.result_source = "run"
             result = self._obtain(recompute, config.record if record is None else record)
             new = _digest.compute(self.taskname, {"output": result}, self.version)
             if self._digest is not None and new != self._digest:

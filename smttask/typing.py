@@ -5,7 +5,7 @@
   already fits) or nested lists. In JSON it is ``{"dtype", "shape", "npy"}`` where ``npy``
   is the base64 of the array's ``.npy`` bytes, so values, NaN payloads and byte order
   round-trip exactly.
-- ``DType``: a numpy dtype, written as its ``dtype.str`` (or ``descr`` when structured).
+- ``DType``: a numpy dtype, written as its ``dtype.str`` (a dict when structured).
 - ``RNGenerator``: a ``numpy.random.Generator``, written as its bit generator's state.
   Validation copies the generator, so a task never advances the caller's generator.
 """
@@ -20,7 +20,15 @@ import numpy as np
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
-__all__ = ["Array", "DType", "RNGenerator", "is_array_type"]
+__all__ = [
+    "Array",
+    "DType",
+    "RNGenerator",
+    "dtype_from_json",
+    "dtype_to_json",
+    "is_array_type",
+    "rng_state",
+]
 
 
 class ArraySpec:
@@ -52,7 +60,7 @@ class ArraySpec:
             arr = value
         else:
             try:
-                arr = np.asarray(value, dtype=self.dtype)
+                arr = np.asarray(value)  # then cast below, only where it is safe
             except (ValueError, TypeError) as exc:
                 raise PydanticCustomError("array", "cannot convert to an array: {err}",
                                           {"err": str(exc)}) from None
@@ -78,7 +86,7 @@ def array_to_json(arr: np.ndarray) -> dict[str, Any]:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return {
-        "dtype": arr.dtype.str,
+        "dtype": dtype_to_json(arr.dtype),
         "shape": list(arr.shape),
         "npy": base64.b64encode(buf.getbuffer()).decode("ascii"),
     }
@@ -90,7 +98,7 @@ def array_from_json(data: dict[str, Any]) -> np.ndarray:
         arr = np.load(io.BytesIO(raw), allow_pickle=False)
     except Exception as exc:  # binascii.Error, ValueError from np.load
         raise PydanticCustomError("array", "invalid npy data: {err}", {"err": str(exc)}) from None
-    if "dtype" in data and np.dtype(data["dtype"]) != arr.dtype:
+    if "dtype" in data and dtype_from_json(data["dtype"]) != arr.dtype:
         raise PydanticCustomError("array", "npy data does not match the declared dtype")
     if "shape" in data and list(data["shape"]) != list(arr.shape):
         raise PydanticCustomError("array", "npy data does not match the declared shape")
@@ -126,16 +134,41 @@ def is_array_type(tp: Any) -> bool:
     return any(isinstance(m, ArraySpec) for m in metadata)
 
 
-def _dtype_to_json(dt: np.dtype) -> Any:
-    return dt.descr if dt.fields else dt.str
+def dtype_to_json(dt: np.dtype) -> Any:
+    """A lossless JSON form: ``dtype.str``, or a dict for structured and sub-array dtypes."""
+    if dt.fields is not None:
+        return {
+            "names": list(dt.names),
+            "formats": [dtype_to_json(dt.fields[n][0]) for n in dt.names],
+            "offsets": [dt.fields[n][1] for n in dt.names],
+            "itemsize": dt.itemsize,
+            "aligned": dt.isalignedstruct,
+        }
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return {"subdtype": dtype_to_json(base), "shape": list(shape)}
+    return dt.str
+
+
+def dtype_from_json(value: Any) -> np.dtype:
+    """Inverse of :func:`dtype_to_json` (also accepts anything ``np.dtype`` does)."""
+    if isinstance(value, dict) and "subdtype" in value:
+        return np.dtype((dtype_from_json(value["subdtype"]), tuple(value["shape"])))
+    if isinstance(value, dict) and "names" in value:
+        return np.dtype({
+            "names": value["names"],
+            "formats": [dtype_from_json(f) for f in value["formats"]],
+            "offsets": value["offsets"],
+            "itemsize": value["itemsize"],
+            "aligned": value.get("aligned", False),
+        })
+    return np.dtype(value)
 
 
 def _dtype_validate(value: Any) -> np.dtype:
-    if isinstance(value, list):  # structured descr from JSON
-        value = [tuple(v) for v in value]
     try:
-        return np.dtype(value)
-    except TypeError as exc:
+        return dtype_from_json(value)
+    except (TypeError, ValueError, KeyError) as exc:
         raise PydanticCustomError("dtype", "not a numpy dtype: {err}", {"err": str(exc)}) from None
 
 
@@ -145,7 +178,7 @@ class _DTypeSchema:
         return core_schema.no_info_plain_validator_function(
             _dtype_validate,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                _dtype_to_json, when_used="json"
+                dtype_to_json, when_used="json"
             ),
         )
 
@@ -153,20 +186,32 @@ class _DTypeSchema:
 DType = Annotated[np.dtype, _DTypeSchema]
 
 
+def _state_to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"ndarray": value.dtype.str, "data": value.tolist()}
+    if isinstance(value, dict):
+        return {k: _state_to_json(v) for k, v in value.items()}
+    return value
+
+
+def _state_from_json(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"ndarray", "data"}:
+        return np.asarray(value["data"], dtype=value["ndarray"])
+    if isinstance(value, dict):
+        return {k: _state_from_json(v) for k, v in value.items()}
+    return value
+
+
 def rng_state(gen: np.random.Generator) -> dict[str, Any]:
-    """The bit generator's state, JSON-ready (MT19937's key as a list)."""
-    state = gen.bit_generator.state
-    inner = state.get("state")
-    if isinstance(inner, dict) and isinstance(inner.get("key"), np.ndarray):
-        state = {**state, "state": {**inner, "key": inner["key"].tolist()}}
-    return state
+    """The bit generator's state, JSON-ready (arrays as ``{"ndarray": dtype, "data"}``)."""
+    return _state_to_json(gen.bit_generator.state)
 
 
 def _rng_validate(value: Any) -> np.random.Generator:
     if isinstance(value, np.random.Generator):
         state = value.bit_generator.state
     elif isinstance(value, dict) and "bit_generator" in value:
-        state = value
+        state = _state_from_json(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         return np.random.default_rng(value)
     else:
@@ -177,13 +222,10 @@ def _rng_validate(value: Any) -> np.random.Generator:
     bitgen_cls = getattr(np.random, name, None)
     if not (isinstance(bitgen_cls, type) and issubclass(bitgen_cls, np.random.BitGenerator)):
         raise PydanticCustomError("rng", "unknown bit generator {name!r}", {"name": name})
-    inner = state.get("state")
-    if isinstance(inner, dict) and isinstance(inner.get("key"), list):
-        state = {**state, "state": {**inner, "key": np.asarray(inner["key"], dtype=np.uint32)}}
     bitgen = bitgen_cls()
     try:
         bitgen.state = state
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise PydanticCustomError("rng", "invalid {name} state: {err}",
                                   {"name": name, "err": str(exc)}) from None
     return np.random.Generator(bitgen)
