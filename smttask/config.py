@@ -7,6 +7,7 @@ working directory to find it. The module also holds the process-wide runtime swi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -130,11 +131,15 @@ class Project:
     def name(self) -> str:
         return self.config.project.name
 
-    @property
+    @functools.cached_property
+    def config_path(self) -> str:
+        return os.path.join(self.root, CONFIG_FILE)
+
+    @functools.cached_property
     def input_dir(self) -> Path:
         return self.root / self.config.paths.input
 
-    @property
+    @functools.cached_property
     def output_dir(self) -> Path:
         return self.root / self.config.paths.output
 
@@ -209,7 +214,7 @@ def find_project(start: str | os.PathLike[str] | None = None) -> Project:
     cached = _found.get(key)
     if cached is not None:
         try:
-            if (cached.root / CONFIG_FILE).stat().st_mtime_ns == cached.mtime_ns:
+            if os.stat(cached.config_path).st_mtime_ns == cached.mtime_ns:
                 return cached
         except FileNotFoundError:
             pass

@@ -34,7 +34,6 @@ import datetime as _dt
 import decimal
 import enum
 import json
-import math
 import uuid
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -48,9 +47,20 @@ __all__ = ["DIGEST_LENGTH", "SCHEME", "array_fingerprint", "canonical", "compute
 SCHEME = "smttask-digest/1"
 DIGEST_LENGTH = 20
 
-_dumps = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
-).encode
+def _make_dumps() -> Any:
+    """Canonical JSON text: sorted keys, compact separators, no ASCII escaping, NaN allowed."""
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                               allow_nan=True)
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - pure-Python json
+        return encoder.encode
+    # The C encoder the stdlib builds on every call, built once (the same output).
+    c_encoder = c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",",
+                               True, False, True)
+    return lambda obj: "".join(c_encoder(obj, 0))
+
+
+_dumps = _make_dumps()
 
 
 def array_fingerprint(arr: np.ndarray) -> list[Any]:
@@ -64,31 +74,36 @@ def array_fingerprint(arr: np.ndarray) -> list[Any]:
 
 
 def _float(x: float) -> float:
-    # json's repr of floats is the shortest round trip; -0.0 keeps its sign.
-    if math.isnan(x):
-        return math.nan  # one spelling for every NaN payload and sign
+    # The JSON encoder writes floats as their shortest round-trip repr, keeps the sign of
+    # -0.0, and spells every NaN (whatever its sign or payload) "NaN".
     return float(x)
 
 
 def encode(value: Any) -> Any:
     """The canonical, JSON-ready form of one validated value."""
-    # Hot path first: the JSON scalars.
+    # Hot path first: the JSON scalars and containers.
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str or t is int or t is float or t is bool or value is None:
         return value
-    if t is float:
-        return _float(value)
     if t is list:
         return [encode(v) for v in value]
+    if t is tuple:
+        return {"$tuple": [encode(v) for v in value]}
     if t is dict and all(type(k) is str for k in value):
         return {_key(k): encode(v) for k, v in value.items()}
     return _encode_other(value)
 
 
-def _encode_other(value: Any) -> Any:
-    from .task import Task  # late: task imports digest
+_Task: type | None = None
 
-    if isinstance(value, Task):
+
+def _encode_other(value: Any) -> Any:
+    global _Task
+    if _Task is None:
+        from .task import Task  # late: task imports digest
+
+        _Task = Task
+    if isinstance(value, _Task):
         return {"$task": value.taskname, "digest": value.digest}
     if isinstance(value, np.ndarray):
         return {"$ndarray": array_fingerprint(value)}

@@ -49,22 +49,27 @@ class OutputSpec:
     def adapter(self) -> TypeAdapter:
         return type_adapter(self.annotation)
 
-    @property
+    @functools.cached_property
     def ext(self) -> str:
         return "npy" if is_array_type(self.annotation) else "json"
 
+    @functools.cached_property
+    def suffix(self) -> str:
+        return f"_{self.name}.{self.ext}"
+
     def filename(self, digest: str) -> str:
-        return f"{digest}_{self.name}.{self.ext}"
+        return digest + self.suffix
 
     def dump(self, value: Any) -> bytes | np.ndarray:
         if self.ext == "npy":
             return np.asarray(value)
         return self.adapter.dump_json(value)
 
-    def read(self, path: Path) -> Any:
+    def read(self, path: str) -> Any:
         if self.ext == "npy":
             return self.adapter.validate_python(np.load(path, allow_pickle=False))
-        return self.adapter.validate_json(path.read_bytes())
+        with open(path, "rb") as f:
+            return self.adapter.validate_json(f.read())
 
 
 def link_paths(input_dir: Path, taskname: str, digest: str, specs: list[OutputSpec]) -> list[Path]:
@@ -77,7 +82,9 @@ def load(
 ) -> dict[str, Any] | None:
     """The saved outputs, or None if any is missing or unreadable."""
     values = {}
-    for spec, path in zip(specs, link_paths(input_dir, taskname, digest, specs), strict=True):
+    folder = f"{input_dir}{os.sep}{taskname}{os.sep}{digest}"  # plain strings: a hot path
+    for spec in specs:
+        path = folder + spec.suffix
         try:
             values[spec.name] = spec.read(path)
         except FileNotFoundError:

@@ -63,13 +63,38 @@ def describe(task: Task) -> dict[str, Any]:
     }
 
 
+_BIG = 1 << 16
+
+
+def _set_aside(obj: Any, big: dict[str, str]) -> Any:
+    """Replace long base64 strings (array data) with unguessable placeholders."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("npy"), str) and len(obj["npy"]) > _BIG:
+            token = secrets.token_hex(16)
+            big[token] = obj["npy"]
+            return {**obj, "npy": token}
+        return {k: _set_aside(v, big) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_set_aside(v, big) for v in obj]
+    return obj
+
+
 def describe_json(task: Task) -> str:
-    return json.dumps(describe(task), ensure_ascii=False, allow_nan=True)
+    """The task description as JSON text.
+
+    Base64 needs no JSON escaping, so long array data is spliced in after encoding
+    instead of being scanned by the encoder: the same text, several times faster.
+    """
+    big: dict[str, str] = {}
+    text = json.dumps(_set_aside(describe(task), big), ensure_ascii=False, allow_nan=True)
+    for token, data in big.items():
+        text = text.replace(f'"{token}"', f'"{data}"', 1)
+    return text
 
 
 def _write_new(path: Path, text: str, overwrite: bool) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(text.encode("utf-8"))
     try:
         if overwrite:
             os.replace(tmp, path)

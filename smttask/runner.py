@@ -1,0 +1,465 @@
+"""The batch queue: run many task files in a persistent pool of worker processes.
+
+``run(paths, jobs=4)`` is what ``smttask run`` calls. In order:
+
+1. collect the task files (folders are walked recursively, sorted) and load every one;
+   invalid files are reported one line each and do not stop the valid ones;
+2. check the git tree once (recorded runs only): blocking changes refuse the batch;
+3. plan: every distinct recorded task, upstream ones included, is one job, run once,
+   after the jobs it depends on; a failed job skips its dependents;
+4. run the jobs in ``jobs`` worker processes (stable ``SMTTASK_PROCESS_NUM`` = 1…N), or in
+   this process when ``jobs == 1``; each worker records its own runs, the record store
+   being protected by its lock;
+5. Ctrl-C stops scheduling and interrupts running tasks (their records end ``_killed_``,
+   no output is written); a second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from . import config, outputs, repo, taskfile
+from .errors import SmttaskError, TaskFileError
+from .task import Memoized, Recorded, Task
+
+__all__ = ["BatchResult", "Job", "collect", "run"]
+
+logger = logging.getLogger(__name__)
+
+# Job states: pending -> running -> ran | loaded | failed | skipped | killed.
+DONE_OK = ("ran", "loaded")
+
+
+@dataclass
+class Job:
+    """One distinct task of the batch, with the files that asked for it."""
+
+    task: Task
+    files: list[Path] = field(default_factory=list)
+    deps: list[Job] = field(default_factory=list)
+    state: str = "pending"
+    attempts: int = 0
+    duration: float = 0.0
+    label: str | None = None
+    error: str = ""
+    worker: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.files[0].name if self.files else f"{self.task.taskname} (upstream)"
+
+
+@dataclass
+class BatchResult:
+    """What happened to every task file of a batch."""
+
+    jobs: list[Job]
+    invalid: list[tuple[Path, str]]
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    def count(self, state: str) -> int:
+        return sum(1 for j in self.jobs if j.state == state)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.invalid and not self.interrupted
+                and all(j.state in DONE_OK for j in self.jobs))
+
+
+def collect(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Task files named or found (recursively, sorted) in folders; duplicates dropped."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(p.rglob(f"*{taskfile.SUFFIX}")))
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    return [f for f in found if not (f.resolve() in seen or seen.add(f.resolve()))]
+
+
+def _upstream(task: Task) -> Iterator[Recorded]:
+    """The recorded tasks ``task`` needs directly (looking through memoized ones)."""
+    for value in task.inputs.__dict__.values():
+        if isinstance(value, Recorded):
+            yield value
+        elif isinstance(value, Memoized):
+            yield from _upstream(value)
+
+
+def plan(tasks: list[tuple[Path, Task]]) -> list[Job]:
+    """One job per distinct task (top-level and upstream recorded tasks), dependencies linked."""
+    jobs: dict[tuple[type, str], Job] = {}
+
+    def job_for(task: Task) -> Job:
+        key = (type(task), task.digest)
+        if key not in jobs:
+            job = jobs[key] = Job(task)
+            job.deps = [job_for(up) for up in _upstream(task)]
+        return jobs[key]
+
+    for path, task in tasks:
+        job_for(task).files.append(path)
+    return list(jobs.values())
+
+
+def _on_disk(project: config.Project | None, task: Task) -> bool:
+    if project is None or not isinstance(task, Recorded):
+        return False
+    links = outputs.link_paths(project.input_dir, task.taskname, task.digest,
+                               list(task.output_specs))
+    return all(p.exists() for p in links)
+
+
+# --- the worker side ---------------------------------------------------------------------
+
+@dataclass
+class _Settings:
+    root: str | None
+    allow: tuple[str, ...]
+    record: bool
+    recompute: bool
+    reason: str | None
+    pinned: tuple[Any, str] | None
+
+
+def _prepare(settings: _Settings) -> None:
+    if settings.root and settings.root not in sys.path:
+        sys.path.insert(0, settings.root)
+    config.record = settings.record
+    repo.pin(settings.pinned)
+
+
+def _execute(settings: _Settings, desc: dict[str, Any], script: str, top: bool,
+             pdb_on_error: bool = False) -> dict[str, Any]:
+    """Run one job in this process; a JSON-able report."""
+    from .provenance import script_arguments
+
+    start = time.perf_counter()
+    report: dict[str, Any] = {"state": "failed", "label": None, "error": ""}
+    token = script_arguments.set(script)
+    task = None
+    try:
+        task = taskfile.load(desc, allow=settings.allow)
+        if settings.reason is not None and top:
+            task.reason = settings.reason
+        task.run(recompute=settings.recompute and top, record=settings.record)
+        report["state"] = "ran" if task.result_source == "run" else "loaded"
+    except KeyboardInterrupt:
+        report.update(state="killed", error="interrupted")
+    except Exception as exc:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        report["error"] = (str(exc) if isinstance(exc, SmttaskError)
+                           else f"{type(exc).__name__}: {exc}")
+        report["traceback"] = "".join(traceback.format_exception(cause))
+        if pdb_on_error:
+            import pdb
+
+            pdb.post_mortem(exc.__traceback__)
+    finally:
+        script_arguments.reset(token)
+    if task is not None:
+        report["label"] = task.record_label
+    report["duration"] = time.perf_counter() - start
+    return report
+
+
+class _Interrupt:
+    """SIGINT handler for a worker: raise KeyboardInterrupt once, while a job runs."""
+
+    def __init__(self) -> None:
+        self.armed = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+def _worker(conn: Connection, number: int, settings: _Settings) -> None:
+    os.environ["SMTTASK_PROCESS_NUM"] = str(number)
+    handler = _Interrupt()
+    signal.signal(signal.SIGINT, handler)
+    _prepare(settings)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        desc, script, top = message
+        handler.armed = True
+        try:
+            report = _execute(settings, desc, script, top)
+        except KeyboardInterrupt:  # arrived between the task and its report
+            report = {"state": "killed", "label": None, "error": "interrupted", "duration": 0}
+        handler.armed = False
+        conn.send(report)
+
+
+class _Pool:
+    """N worker processes, each fed one job at a time through its own pipe."""
+
+    def __init__(self, jobs: int, settings: _Settings) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        method = "forkserver" if "forkserver" in methods else "spawn"
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["smttask.runner"])
+        self.settings = settings
+        self.ctx = ctx
+        self.workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        for number in range(1, jobs + 1):
+            self.workers.append(self._start(number))
+
+    def _start(self, number: int) -> tuple[Any, Connection]:
+        ours, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(theirs, number, self.settings),
+                                name=f"smttask-worker-{number}", daemon=True)
+        proc.start()
+        theirs.close()
+        return proc, ours
+
+    def restart(self, index: int) -> None:
+        self.workers[index] = self._start(index + 1)
+
+    def interrupt(self) -> None:
+        for proc, _ in self.workers:
+            if proc.is_alive() and proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGINT)
+
+    def close(self, force: bool = False) -> None:
+        for _, conn in self.workers:
+            if not force:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+            conn.close()
+        for proc, _ in self.workers:
+            proc.join(timeout=None if not force else 0.5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2)
+
+
+# --- the batch ---------------------------------------------------------------------------
+
+Event = Callable[[str, Job | None, "BatchResult"], None]
+
+
+def _load_all(files: list[Path], allow: tuple[str, ...]) -> tuple[list[tuple[Path, Task]], list]:
+    tasks, invalid = [], []
+    for path in files:
+        try:
+            tasks.append((path, taskfile.load(path, allow=allow)))
+        except SmttaskError as exc:
+            invalid.append((path, str(exc)))
+    return tasks, invalid
+
+
+def _check_repo(project: config.Project, tasks: list[Task]) -> tuple[Any, str]:
+    root = repo.repo_root(project.root)
+    code_paths = sorted({repo.code_location(type(t).__module__, root)[1] for t in tasks
+                         if isinstance(t, Recorded)})
+    cfg = project.config.repo
+    return repo.require_recordable(project.root, cfg.dirty_directories, code_paths,
+                                   cfg.on_changed)
+
+
+def run(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    jobs: int | None = None,
+    record: bool = True,
+    recompute: bool = False,
+    reason: str | None = None,
+    retries: int = 0,
+    fail_fast: bool = False,
+    keep: bool = True,
+    dry_run: bool = False,
+    pdb: bool = False,
+    allow: Iterable[str] = (),
+    on_event: Event | None = None,
+) -> BatchResult:
+    """Run the task files in ``paths``; see the module docstring for the semantics.
+
+    ``on_event(kind, job, result)`` is called with kind ``"planned"``, ``"started"``,
+    ``"finished"`` (job state set) and ``"done"``, for progress displays.
+    """
+    started = time.perf_counter()
+    allow = tuple(allow)
+    notify = on_event or (lambda kind, job, result: None)
+    project = config.find_project() if record else _optional_project()
+    if project is not None and str(project.root) not in sys.path:
+        sys.path.insert(0, str(project.root))
+    files = collect(paths)
+    if not files:
+        raise TaskFileError("no task files found (task files end in .taskdesc.json)")
+    loaded, invalid = _load_all(files, allow)
+    pinned = _check_repo(project, [t for _, t in loaded]) if record and loaded else None  # type: ignore[arg-type]
+    batch = BatchResult(plan(loaded), invalid)
+    notify("planned", None, batch)
+    if dry_run:
+        for job in batch.jobs:
+            job.state = "would load" if (_on_disk(project, job.task) and not (
+                recompute and job.files)) else "would run"
+        batch.elapsed = time.perf_counter() - started
+        notify("done", None, batch)
+        return batch
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    settings = _Settings(str(project.root) if project else None, allow, record, recompute,
+                         reason, pinned)
+    runner = _run_inline if jobs == 1 or pdb else _run_pool
+    try:
+        runner(batch, settings, jobs, retries, fail_fast, notify, pdb)
+    finally:
+        batch.elapsed = time.perf_counter() - started
+    if record and not keep:
+        for job in batch.jobs:
+            if job.state in DONE_OK:
+                for path in job.files:
+                    path.unlink(missing_ok=True)
+    notify("done", None, batch)
+    return batch
+
+
+def _optional_project() -> config.Project | None:
+    from .errors import ProjectNotFoundError
+
+    try:
+        return config.find_project()
+    except ProjectNotFoundError:
+        return None
+
+
+def _ready(batch: BatchResult) -> Iterator[Job]:
+    for job in batch.jobs:
+        if job.state != "pending":
+            continue
+        if any(d.state in ("failed", "skipped", "killed") for d in job.deps):
+            failed = next(d for d in job.deps if d.state in ("failed", "skipped", "killed"))
+            job.state, job.error = "skipped", f"upstream {failed.task.taskname} did not finish"
+            continue
+        if all(d.state in DONE_OK for d in job.deps):
+            yield job
+
+
+def _message(job: Job) -> tuple[dict[str, Any], str, bool]:
+    script = str(job.files[0]) if job.files else ""
+    return taskfile.describe(job.task), script, bool(job.files)
+
+
+def _settle(job: Job, report: dict[str, Any], retries: int) -> bool:
+    """Apply a worker report; True if the job is finished (False: retry it)."""
+    job.attempts += 1
+    job.duration += report.get("duration", 0.0)
+    job.label = report.get("label") or job.label
+    job.error = report.get("error", "")
+    if report["state"] == "failed" and job.attempts <= retries:
+        job.state = "pending"
+        return False
+    job.state = report["state"]
+    if job.state == "failed" and report.get("traceback"):
+        logger.debug("%s failed:\n%s", job.name, report["traceback"])
+    return True
+
+
+def _run_inline(batch: BatchResult, settings: _Settings, jobs: int, retries: int,
+                fail_fast: bool, notify: Event, pdb: bool) -> None:
+    _prepare(settings)
+    try:
+        while True:
+            ready = next(_ready(batch), None)
+            if ready is None:
+                break
+            ready.state = "running"
+            notify("started", ready, batch)
+            report = _execute(settings, *_message(ready), pdb_on_error=pdb)
+            if report["state"] == "killed":
+                ready.state = "killed"
+                batch.interrupted = True
+                notify("finished", ready, batch)
+                return
+            if _settle(ready, report, retries):
+                notify("finished", ready, batch)
+            if fail_fast and ready.state == "failed":
+                return
+    finally:
+        repo.pin(None)
+
+
+def _run_pool(batch: BatchResult, settings: _Settings, jobs: int, retries: int,
+              fail_fast: bool, notify: Event, pdb: bool) -> None:
+    pool = _Pool(min(jobs, max(1, len(batch.jobs))), settings)
+    busy: dict[int, Job] = {}
+    stopping = False
+    interrupts = 0
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal stopping, interrupts
+        interrupts += 1
+        stopping = True
+        batch.interrupted = True
+        if interrupts == 1:
+            pool.interrupt()
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        while True:
+            if not stopping:
+                free = [i for i in range(len(pool.workers)) if i not in busy]
+                for index, job in zip(free, list(_ready(batch)), strict=False):
+                    job.state, job.worker = "running", index + 1
+                    pool.workers[index][1].send(_message(job))
+                    busy[index] = job
+                    notify("started", job, batch)
+            if not busy:
+                break
+            conns = {pool.workers[i][1]: i for i in busy}
+            sentinels = {pool.workers[i][0].sentinel: i for i in busy}
+            for ready in wait([*conns, *sentinels]):
+                index = conns.get(ready, sentinels.get(ready))
+                if index not in busy:
+                    continue
+                job = busy.pop(index)
+                try:
+                    report = pool.workers[index][1].recv() if ready in conns else None
+                except EOFError:
+                    report = None
+                if report is None:
+                    code = pool.workers[index][0].exitcode
+                    report = {"state": "failed", "label": None,
+                              "error": f"worker process died (exit code {code})"}
+                    pool.restart(index)
+                if report["state"] == "killed":
+                    job.state, job.error = "killed", report.get("error", "interrupted")
+                    job.label = report.get("label") or job.label
+                    notify("finished", job, batch)
+                    continue
+                if _settle(job, report, retries):
+                    notify("finished", job, batch)
+                if fail_fast and job.state == "failed":
+                    stopping = True
+    except KeyboardInterrupt:
+        pool.close(force=True)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    pool.close()
