@@ -17,7 +17,9 @@ import click
 __all__ = ["main"]
 
 # name -> (module, attribute, one-line help); filled in as command groups are added.
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
+}
 
 
 class LazyGroup(click.Group):
@@ -49,24 +51,19 @@ class LazyGroup(click.Group):
             sys.exit(exc.exit_code)
 
 
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("smttask")
-
-
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="smttask", prog_name="smttask")
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def main(verbose: int, quiet: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Reproducible computational research on top of the Sumatra lab book.
 
     \b
     Examples:
-      smttask project init          set up a project in this folder
       smttask run -n 4 tasks/       run the task files in tasks/, four at a time
     """
+    ctx.obj = {"verbose": verbose, "quiet": quiet}
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[
         min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")

@@ -1,0 +1,151 @@
+"""``smttask run``: run task files, in parallel, with progress and a summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["run"]
+
+
+class _Display:
+    """Progress for a batch: a rich bar on a terminal, one line per task otherwise."""
+
+    def __init__(self, quiet: bool, verbose: int) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.verbose = verbose
+        self.live = self.console.is_terminal and not quiet
+        self.progress: Any = None
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, kind: str, job: Any, batch: Any) -> None:
+        if kind == "planned":
+            for _, reason in batch.invalid:
+                self.console.print(f"[red]invalid[/] {reason}", highlight=False, soft_wrap=True)
+            if self.live:
+                self._start(len(batch.jobs))
+        elif kind == "finished":
+            self.done += 1
+            if self.live:
+                self._update(batch)
+            elif not self.quiet or job.state not in ("ran", "loaded"):
+                self._line(job, len(batch.jobs))
+        elif kind == "started" and self.live:
+            self._update(batch)
+        elif kind == "done" and self.progress is not None:
+            self._update(batch)
+            self.progress.stop()
+
+    def _start(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]smttask run"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        self.bar = self.progress.add_task("run", total=total, counts="")
+        self.progress.start()
+
+    def _update(self, batch: Any) -> None:
+        counts = (f"[green]ran {batch.count('ran')}[/] · loaded {batch.count('loaded')} · "
+                  f"[red]failed {batch.count('failed') + batch.count('skipped')}[/] · "
+                  f"running {batch.count('running')}")
+        self.progress.update(self.bar, completed=self.done, counts=counts)
+
+    def _line(self, job: Any, total: int) -> None:
+        width = len(str(total))
+        extra = f"  record {job.label}" if job.label else ""
+        error = f"  {job.error}" if job.error else ""
+        self.console.print(
+            f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
+            f"{job.duration:.2f}s{extra}{error}", highlight=False, soft_wrap=True)
+
+
+def _summary(console: Any, batch: Any, verbose: int) -> None:
+    from rich.table import Table
+
+    problems = [j for j in batch.jobs if j.state not in ("ran", "loaded")]
+    if problems:
+        table = Table(title="Tasks that did not finish", title_justify="left")
+        for col in ("task file", "state", "record", "reason"):
+            table.add_column(col, overflow="fold")
+        for job in problems:
+            table.add_row(job.name, job.state, job.label or "", job.error)
+        console.print(table)
+    states = ("ran", "loaded", "failed", "skipped", "killed")
+    parts = [f"{batch.count(s)} {s}" for s in states if batch.count(s)]
+    if batch.invalid:
+        parts.append(f"{len(batch.invalid)} invalid")
+    console.print(f"{', '.join(parts) or 'nothing to do'} in {batch.elapsed:.1f}s"
+                  + (" (interrupted)" if batch.interrupted else ""), highlight=False)
+
+
+@click.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-n", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the number of CPUs).")
+@click.option("--recompute", is_flag=True, help="Run the tasks even if their results exist.")
+@click.option("--reason", metavar="TEXT", help="Reason recorded for every task (overrides "
+              "the files').")
+@click.option("--record/--no-record", default=True, show_default=True,
+              help="--no-record: no repository check, no records, nothing written.")
+@click.option("--keep/--clean", default=True, show_default=True,
+              help="--clean deletes each task file after its result is recorded.")
+@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run a failed task again up to N times.")
+@click.option("--fail-fast", is_flag=True, help="Stop scheduling after the first failure.")
+@click.option("--pdb", "use_pdb", is_flag=True,
+              help="Run in this process and open the debugger where a task fails.")
+@click.option("--dry-run", is_flag=True, help="List which tasks would run or load; run nothing.")
+@click.option("--import", "imports", multiple=True, metavar="PKG",
+              help="Also allow task files to import PKG (repeatable).")
+@click.pass_context
+def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute: bool,
+        reason: str | None, record: bool, keep: bool, retries: int, fail_fast: bool,
+        use_pdb: bool, dry_run: bool, imports: tuple[str, ...]) -> None:
+    """Run task files (and the task files in folders, recursively).
+
+    Every file is validated first; the git tree is checked once; tasks then run in a pool
+    of worker processes, each result written once and each run recorded. Shared upstream
+    tasks run once. Exit code 0 only if every task ran or was loaded.
+
+    \b
+    Examples:
+      smttask run tasks/                 every task file in tasks/, one per CPU
+      smttask run -n 4 tasks/sweep*      four at a time
+      smttask run --dry-run tasks/       what would run, what would load
+      smttask run --pdb tasks/a.taskdesc.json   debug a failing task
+    """
+    from .. import runner
+
+    verbose, quiet = ctx.obj.get("verbose", 0), ctx.obj.get("quiet", False)
+    display = _Display(quiet, verbose)
+    batch = runner.run(
+        paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
+        reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,
+        pdb=use_pdb, allow=imports, on_event=display,
+    )
+    if dry_run:
+        for job in batch.jobs:
+            click.echo(f"{job.state:<10} {job.name}")
+        click.echo(f"{batch.count('would run')} would run, {batch.count('would load')} would "
+                   f"load, {len(batch.invalid)} invalid", err=True)
+        sys.exit(0 if not batch.invalid else 1)
+    _summary(display.console, batch, verbose)
+    if batch.interrupted:
+        sys.exit(130)
+    sys.exit(0 if batch.ok else 1)

@@ -1,0 +1,191 @@
+"""`smttask run` and `smttask.runner.run`: batches of task files in a worker pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smttask import DirtyRepositoryError, provenance, runner
+
+TASKS = """
+import os, time
+from smttask import RecordedTask
+
+@RecordedTask
+def square(x: float) -> float:
+    if x == 13:
+        raise ValueError("unlucky 13")
+    return x * x
+
+@RecordedTask
+def where(x: int) -> int:
+    return int(os.environ.get("SMTTASK_PROCESS_NUM", "0"))
+
+@RecordedTask
+def base(n: int) -> float:
+    return float(n)
+
+@RecordedTask
+def plus(y: float, z: float) -> float:
+    return y + z
+
+@RecordedTask
+def slow(x: float) -> float:
+    time.sleep(60)
+    return x
+"""
+
+
+def smttask_cli(proj, *args, **kw):
+    exe = str(Path(sys.executable).with_name("smttask"))
+    env = {**os.environ, "PYTHONPATH": str(proj.root)}
+    return subprocess.run([exe, *args], cwd=proj.root, capture_output=True, text=True,
+                          env=env, **kw)
+
+
+def labels_by_tag(proj, tag):
+    return [r for r in (provenance.get_record(proj.project, lbl)
+                        for lbl in provenance.labels(proj.project)) if tag in r.tags]
+
+
+def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):
+    tasks = proj.module(TASKS)
+    folder = proj.root / "tasks"
+    for x in range(199):
+        tasks.square(x=x).save(folder)
+    (folder / "broken.taskdesc.json").write_text('{"smttask": "taskdesc/1", "taskname": ')
+    proc = smttask_cli(proj, "run", "-n", "2", "tasks")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "invalid" in err and "broken.taskdesc.json: not valid JSON" in err
+    assert "198 ran, 1 failed, 1 invalid" in err
+    assert "ValueError: unlucky 13" in err  # the summary gives the reason
+    finished = labels_by_tag(proj, "_finished_")
+    crashed = labels_by_tag(proj, "_crashed_")
+    assert len(finished) == 198 and len(crashed) == 1
+    assert len({r.label for r in finished + crashed}) == 199
+    assert "unlucky 13" in crashed[0].outcome
+    assert crashed[0].script_arguments.endswith(".taskdesc.json")
+    assert len(list((proj.root / "data/run_dump/square").iterdir())) == 198
+    # A second run loads every result and records nothing new (but the failure again).
+    again = smttask_cli(proj, "run", "-n", "2", "tasks")
+    assert again.returncode == 1
+    assert "198 loaded, 1 failed, 1 invalid" in again.stderr
+    assert len(labels_by_tag(proj, "_finished_")) == 198
+
+
+def test_workers_have_stable_process_numbers(proj):
+    tasks = proj.module(TASKS)
+    paths = [tasks.where(x=i).save(proj.root / "tasks") for i in range(8)]
+    batch = runner.run(paths, jobs=2)
+    assert batch.ok and batch.count("ran") == 8
+    seen = {tasks.where(x=i).run() for i in range(8)}
+    assert seen <= {1, 2} and seen
+
+
+def test_shared_upstream_runs_once(proj):
+    tasks = proj.module(TASKS)
+    up = tasks.base(n=3)
+    paths = [tasks.plus(y=up, z=float(z)).save(proj.root / "tasks") for z in range(6)]
+    batch = runner.run(paths, jobs=2)
+    assert batch.ok and batch.count("ran") == 7
+    assert len(labels_by_tag(proj, "base")) == 1
+    assert len(labels_by_tag(proj, "plus")) == 6
+
+
+def test_failed_upstream_skips_its_dependents(proj):
+    tasks = proj.module(TASKS)
+    path = tasks.plus(y=tasks.square(x=13), z=1.0).save(proj.root / "tasks")
+    batch = runner.run([path], jobs=2)
+    assert not batch.ok
+    states = {j.task.taskname: j.state for j in batch.jobs}
+    assert states == {"square": "failed", "plus": "skipped"}
+    assert labels_by_tag(proj, "plus") == []
+
+
+def test_dirty_repository_refuses_the_whole_batch(proj):
+    tasks = proj.module(TASKS)
+    tasks.square(x=1).save(proj.root / "tasks")
+    proj.write(f"{proj.pkg}/tasks.py", TASKS + "\n# uncommitted\n")
+    proc = smttask_cli(proj, "run", "tasks")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: uncommitted changes block recording")
+    assert "smttask project dirty add" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (proj.root / ".smt").exists() and not (proj.root / "data").exists()
+    with pytest.raises(DirtyRepositoryError):
+        runner.run([proj.root / "tasks"])
+
+
+def test_no_record_dry_run_clean_and_reason(proj):
+    tasks = proj.module(TASKS)
+    folder = proj.root / "tasks"
+    paths = [tasks.square(x=x).save(folder) for x in (2, 3)]
+    dry = smttask_cli(proj, "run", "--dry-run", "tasks")
+    assert dry.returncode == 0 and dry.stdout.count("would run") == 2
+    norec = runner.run(paths, jobs=1, record=False)
+    assert norec.ok and not (proj.root / "data").exists()
+    batch = runner.run(paths, jobs=2, reason="second look", keep=False)
+    assert batch.ok and not any(p.exists() for p in paths)
+    assert {r.reason for r in labels_by_tag(proj, "square")} == {"second look"}
+    paths = [tasks.square(x=x).save(folder) for x in (2, 5)]
+    dry = smttask_cli(proj, "run", "--dry-run", "tasks")
+    assert "would load" in dry.stdout and "would run" in dry.stdout
+
+
+def test_retries_and_fail_fast(proj):
+    tasks = proj.module(TASKS)
+    folder = proj.root / "tasks"
+    bad = tasks.square(x=13).save(folder)
+    good = [tasks.square(x=x).save(folder) for x in (20, 21, 22)]
+    batch = runner.run([bad], jobs=1, retries=2)
+    assert batch.jobs[0].attempts == 3 and batch.jobs[0].state == "failed"
+    assert len(labels_by_tag(proj, "_crashed_")) == 3
+    batch = runner.run([bad, *good], jobs=1, fail_fast=True)
+    assert batch.count("failed") == 1 and batch.count("pending") == 3
+
+
+def test_ctrl_c_kills_running_tasks_cleanly(proj):
+    tasks = proj.module(TASKS)
+    for x in range(4):
+        tasks.slow(x=float(x)).save(proj.root / "tasks")
+    exe = str(Path(sys.executable).with_name("smttask"))
+    proc = subprocess.Popen([exe, "run", "-n", "2", "tasks"], cwd=proj.root,
+                            env={**os.environ, "PYTHONPATH": str(proj.root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if (proj.root / ".smt/records").exists() and len(labels_by_tag(proj, "_running_")) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the tasks never started")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    killed = labels_by_tag(proj, "_killed_")
+    assert len(killed) == 2
+    assert labels_by_tag(proj, "_running_") == []
+    assert not (proj.root / "data/run_dump/slow").exists() or not any(
+        p for p in (proj.root / "data/run_dump/slow").iterdir())
+    # The store still works.
+    assert tasks.square(x=4).run() == 16.0
+    assert len(provenance.labels(proj.project)) == 3
+
+
+def test_python_api_matches_the_cli(proj):
+    tasks = proj.module(TASKS)
+    path = tasks.square(x=9).save(proj.root / "tasks")
+    batch = runner.run([path], jobs=2)
+    assert batch.ok and batch.jobs[0].state == "ran" and batch.jobs[0].label
+    rec = provenance.get_record(proj.project, batch.jobs[0].label)
+    assert json.loads(rec.parameters.pretty())["digest"] == tasks.square(x=9).digest
