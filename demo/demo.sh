@@ -1,34 +1,34 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway project that runs the quick start's `analyze` example twice.
-# The first run computes and records; the second finds every result on disk.
+# `make demo`: the whole loop in a throwaway project. `smttask project init` creates it,
+# its run.py writes a parameter sweep as task files, `smttask run` runs them with two
+# workers, a second `smttask run` finds every result on disk, and the lab book lists
+# the records.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 project="${DEMO_DIR:-$(mktemp -d)/deathstar}"
-mkdir -p "$project"
-cd "$project"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Creating a throwaway project in $project"
-git init -q
-git config user.name >/dev/null || git config user.name "smttask demo"
-git config user.email >/dev/null || git config user.email "demo@example.org"
-python -c 'from smttask.config import render_config as r; print(r("deathstar", dirty_directories=["reports", "labnotes"]), end="")' > smttask.toml
-mkdir -p deathstar reports labnotes
-touch deathstar/__init__.py reports/.keep labnotes/.keep
-cp "$here/tasks.py" deathstar/tasks.py
-cp "$here/run.py" run.py
-printf '.smt/\ndata/\ntasks/\n' > .gitignore
-git add -A && git commit -qm "Demo project"
+# The demo commits; give git an identity if the machine has none.
+git config --global user.email >/dev/null 2>&1 || export GIT_AUTHOR_NAME="smttask demo" \
+  GIT_AUTHOR_EMAIL="demo@example.org" GIT_COMMITTER_NAME="smttask demo" \
+  GIT_COMMITTER_EMAIL="demo@example.org"
+
+step "smttask project init --no-input $project"
+smttask project init --no-input "$project"
+cd "$project"
 cat smttask.toml
 
-step "First run: every task computes, writes its result and is recorded"
+step "python run.py: the example sweep, saved as task files"
 python run.py
 
-step "Second run: every result is loaded from disk"
-python run.py
+step "smttask run -n 2 tasks/: every task runs, writes its result and is recorded"
+smttask run -n 2 tasks/
 
-step "Sumatra's own lab book lists the three records (smt list)"
+step "smttask run -n 2 tasks/ again: every result is loaded from disk"
+smttask run -n 2 tasks/
+
+step "The lab book: Sumatra's own smt list sees every record"
 smt list
 
 step "The newest record"

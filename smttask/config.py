@@ -22,9 +22,11 @@ __all__ = [
     "CONFIG_FILE",
     "Project",
     "ProjectConfig",
+    "add_dirty_directories",
     "find_project",
     "load_project",
     "record",
+    "remove_dirty_directories",
     "render_config",
 ]
 
@@ -279,3 +281,95 @@ def render_config(
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     return text
+
+
+def _code_paths(project: Project) -> list[Path]:
+    """Folders and module files of the project's own packages."""
+    paths = []
+    for name in project.packages:
+        for base in (project.root, project.root / "src"):
+            for candidate in (base / name, base / f"{name}.py"):
+                if candidate.exists():
+                    paths.append(candidate.resolve())
+    return paths
+
+
+def _to_repo_relative(directory: str | os.PathLike[str], repo_root: Path) -> str:
+    path = Path(directory)
+    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not path.is_relative_to(repo_root):
+        raise ConfigError(f"{directory} is outside the repository {repo_root}")
+    if path == repo_root:
+        raise ConfigError("the repository itself cannot be a dirty directory")
+    return path.relative_to(repo_root).as_posix()
+
+
+def _write_dirty(project: Project, dirs: list[str]) -> None:
+    import tomlkit
+
+    path = project.root / CONFIG_FILE
+    doc = tomlkit.parse(path.read_text())
+    repo_table = doc.get("repo")
+    if repo_table is None:
+        repo_table = tomlkit.table()
+        doc["repo"] = repo_table
+    if "dirty_directories" in repo_table:
+        array = repo_table["dirty_directories"]
+        trivia = array.trivia.comment  # keep the line's comment
+        array.clear()
+        array.extend(dirs)
+        array.trivia.comment = trivia
+    else:
+        repo_table["dirty_directories"] = dirs
+    text = tomlkit.dumps(doc)
+    import tomllib
+
+    try:
+        ProjectConfig.model_validate(tomllib.loads(text))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    _found.clear()
+
+
+def add_dirty_directories(
+    project: Project, directories: list[str], repo_root: Path, *, force: bool = False
+) -> list[str]:
+    """Add folders (relative to the working directory) to ``dirty_directories``; the new list.
+
+    A folder holding Python code of the project's packages is refused unless ``force``:
+    uncommitted code there would run unrecorded.
+    """
+    current = list(project.config.repo.dirty_directories)
+    for directory in directories:
+        rel = _to_repo_relative(directory, repo_root)
+        absolute = (repo_root / rel).resolve()
+        if not force:
+            for code in _code_paths(project):
+                if code.is_relative_to(absolute) or absolute.is_relative_to(code):
+                    raise ConfigError(
+                        f"{rel} holds Python code of the project ({code.relative_to(repo_root)}"
+                        "); uncommitted code there would run unrecorded, so code folders must "
+                        "not be dirty (use --force to insist)"
+                    )
+        if rel not in current:
+            current.append(rel)
+    _write_dirty(project, current)
+    return current
+
+
+def remove_dirty_directories(
+    project: Project, directories: list[str], repo_root: Path
+) -> list[str]:
+    """Remove folders from ``dirty_directories``; the new list."""
+    current = list(project.config.repo.dirty_directories)
+    for directory in directories:
+        rel = _to_repo_relative(directory, repo_root)
+        if rel not in current:
+            raise ConfigError(f"{rel} is not a dirty directory (they are: "
+                              f"{', '.join(current) or 'none'})")
+        current.remove(rel)
+    _write_dirty(project, current)
+    return current

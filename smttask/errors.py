@@ -11,7 +11,8 @@ Every expected failure is a :class:`SmttaskError`; the CLI prints it as one line
     ├── TaskFileError            a task file that cannot be read, validated or imported
     ├── TaskExecutionError       the task's own code raised; chained to the original exception
     ├── DirtyRepositoryError     uncommitted changes outside the dirty directories
-    └── RecordStoreError         the Sumatra record store cannot be used
+    ├── RecordStoreError         the Sumatra record store cannot be used
+    └── ScaffoldError            a project cannot be created as asked (exists, conflicts)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "DirtyRepositoryError",
     "ProjectNotFoundError",
     "RecordStoreError",
+    "ScaffoldError",
     "SmttaskError",
     "TaskDefinitionError",
     "TaskExecutionError",
@@ -74,3 +76,7 @@ class DirtyRepositoryError(SmttaskError):
 
 class RecordStoreError(SmttaskError):
     """The Sumatra record store cannot be created, opened or written."""
+
+
+class ScaffoldError(SmttaskError):
+    """A project cannot be created as asked: it exists, or files would be overwritten."""

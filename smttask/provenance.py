@@ -38,9 +38,11 @@ from .errors import RecordStoreError
 __all__ = [
     "Recorder",
     "bootstrap",
+    "count",
     "get_record",
     "labels",
     "recorder",
+    "safe_url",
     "script_arguments",
 ]
 
@@ -207,14 +209,14 @@ def bootstrap(project: Project) -> Any:
         raise
     except Exception as exc:  # Django and driver errors: one clear line
         raise RecordStoreError(
-            f"cannot open the record store {_safe_url(project.record_store_url)}: "
+            f"cannot open the record store {safe_url(project.record_store_url)}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     _bootstrapped[key] = True
     return store
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password."""
     from urllib.parse import urlsplit
 
@@ -434,3 +436,9 @@ def labels(project: Project) -> list[str]:
         store._manager.filter(project__id=project.name).order_by("timestamp")
         .values_list("label", flat=True)
     )
+
+
+def count(project: Project) -> int:
+    """The number of records of the project."""
+    store = bootstrap(project)
+    return store._manager.filter(project__id=project.name).count()

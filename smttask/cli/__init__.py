@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 # name -> (module, attribute, one-line help); filled in as command groups are added.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "project": ("smttask.cli.project", "project", "Create and configure a project."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
 }
 
@@ -61,6 +62,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
     \b
     Examples:
+      smttask project init          set up a project in this folder
       smttask run -n 4 tasks/       run the task files in tasks/, four at a time
     """
     ctx.obj = {"verbose": verbose, "quiet": quiet}

@@ -1,4 +1,4 @@
-"""The quick start's example task."""
+"""Tasks of this project: typed pure functions, results cached and runs recorded."""
 
 from typing import Tuple
 
@@ -10,7 +10,7 @@ from smttask.typing import Array
 
 @RecordedTask
 def analyze(arr: Array, dt: float, nbins: int) -> Tuple[float, float, float]:
-    """Mean rate, spread, and the tallest histogram bin of a signal."""
+    """Mean rate, spread, and the share of samples in the fullest histogram bin."""
     hist, _ = np.histogram(arr, bins=nbins)
     μ = float(np.mean(arr) / dt)
     σ = float(np.std(arr) / dt)

@@ -1,0 +1,187 @@
+"""``smttask project``: create a project, edit its dirty directories, show its state."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["project"]
+
+
+@click.group("project")
+def project() -> None:
+    """Create and configure an smttask project."""
+
+
+@project.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="Project name (default: the folder's name).")
+@click.option("--template", type=click.Choice(["package", "minimal"]),
+              help="package: a complete research project; minimal: only smttask's files, "
+                   "for an existing repository (default: package in an empty folder).")
+@click.option("--input", "input_", metavar="DIR", help="Input datastore [default: data].")
+@click.option("--output", metavar="DIR", help="Output datastore, inside the input one "
+              "[default: data/run_dump].")
+@click.option("--dirty", multiple=True, metavar="DIR",
+              help="A dirty directory: uncommitted changes there never block a run "
+                   "(repeatable; default: the template's suggestions).")
+@click.option("--on-changed", type=click.Choice(["error", "store-diff"]),
+              help="Uncommitted code: refuse to record, or record the diff [default: error].")
+@click.option("--record-store", metavar="URL", help="SQLite file or postgresql:// URL "
+              "[default: .smt/records].")
+@click.option("--git/--no-git", default=None,
+              help="Create the git repository and its first commit if there is none "
+                   "[default: yes].")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-input", is_flag=True, help="Never prompt: use the options and defaults.")
+def init(directory: Path, name: str | None, template: str | None, input_: str | None,
+         output: str | None, dirty: tuple[str, ...], on_changed: str | None,
+         record_store: str | None, git: bool | None, yes: bool, no_input: bool) -> None:
+    """Set up an smttask project in DIRECTORY (default: here).
+
+    Asks a few questions (each has an option, for scripts), renders the project from a
+    template, creates the Sumatra lab book (.smt/) and smttask.toml, and, if there is no
+    git repository, creates one with a first commit. Existing files are never
+    overwritten; Ctrl-C leaves nothing behind.
+
+    \b
+    Examples:
+      smttask project init                          answer the questions
+      smttask project init deathstar --no-input     all defaults, no questions
+      smttask project init --template minimal --dirty notebooks -y
+    """
+    from .. import scaffold
+
+    given = {"name": name, "template": template, "input": input_, "output": output,
+             "dirty_directories": list(dirty) or None, "on_changed": on_changed,
+             "record_store": record_store, "git": git}
+    target = directory.resolve()
+    if (target / "smttask.toml").exists():
+        from ..errors import ScaffoldError
+
+        raise ScaffoldError(f"{target} is already an smttask project (smttask.toml exists); "
+                            "nothing was changed")
+    interactive = not no_input
+    if interactive and not scaffold.interactive_terminal():
+        missing = scaffold.missing_answers(given) + ([] if yes else ["--yes"])
+        if missing:
+            raise click.UsageError(
+                "no terminal to ask questions on: pass --no-input to use the defaults, or "
+                f"give {', '.join(missing)}")
+        interactive = False
+    try:
+        answers = scaffold.ask(target, given, interactive=interactive, yes=yes,
+                               echo=lambda text: click.echo(f"\n{text}\n"))
+    except KeyboardInterrupt:
+        click.echo("\nAborted: nothing was changed.", err=True)
+        sys.exit(130)
+    if answers is None:
+        click.echo("Nothing was changed.", err=True)
+        sys.exit(1)
+    try:
+        report = scaffold.init(target, answers)
+    except KeyboardInterrupt:
+        click.echo("\nAborted: nothing was left behind.", err=True)
+        sys.exit(130)
+    click.echo(f"Created the {answers.template} project '{answers.name}' in {report.root}")
+    for rel in report.created:
+        click.echo(f"  + {rel}")
+    if report.gitignore_added:
+        click.echo(f"  + .gitignore: {', '.join(report.gitignore_added)}")
+    click.echo("  + .smt/ (Sumatra lab book and record store)")
+    if report.commit:
+        click.echo(f"  + git repository, first commit {report.commit[:10]}")
+    for note in report.notes:
+        click.echo(f"Note: {note}")
+    if answers.template == "package":
+        where = "" if report.root == Path.cwd() else f"cd {click.format_filename(directory)}; "
+        click.echo(f"\nNext: {where}python run.py; smttask run -n 2 {answers.tasks}/; smt list")
+
+
+@project.group("dirty")
+def dirty() -> None:
+    """Folders where uncommitted changes never block a recorded run."""
+
+
+def _project_and_repo():  # type: ignore[no-untyped-def]
+    from .. import config, repo
+
+    proj = config.find_project()
+    return proj, repo.repo_root(proj.root)
+
+
+@dirty.command("add")
+@click.argument("directories", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Accept a folder that holds project code.")
+def dirty_add(directories: tuple[str, ...], force: bool) -> None:
+    """Mark DIRECTORIES as dirty (e.g. reports, labnotes; never code folders)."""
+    from .. import config
+
+    proj, root = _project_and_repo()
+    dirs = config.add_dirty_directories(proj, list(directories), root, force=force)
+    click.echo("dirty directories: " + (", ".join(dirs) or "(none)"))
+
+
+@dirty.command("remove")
+@click.argument("directories", nargs=-1, required=True)
+def dirty_remove(directories: tuple[str, ...]) -> None:
+    """Stop treating DIRECTORIES as dirty."""
+    from .. import config
+
+    proj, root = _project_and_repo()
+    dirs = config.remove_dirty_directories(proj, list(directories), root)
+    click.echo("dirty directories: " + (", ".join(dirs) or "(none)"))
+
+
+@dirty.command("list")
+def dirty_list() -> None:
+    """List the dirty directories, one per line."""
+    from .. import config
+
+    for d in config.find_project().config.repo.dirty_directories:
+        click.echo(d)
+
+
+@project.command("info")
+def info() -> None:
+    """Show the configuration, the record store and whether a run may be recorded now."""
+    from .. import config, provenance, repo
+    from ..errors import SmttaskError
+
+    proj = config.find_project()
+    cfg = proj.config
+    rows = [
+        ("project", f"{proj.name} ({proj.root})"),
+        ("input datastore", cfg.paths.input),
+        ("output datastore", cfg.paths.output),
+        ("task files", cfg.paths.tasks),
+        ("dirty directories", ", ".join(cfg.repo.dirty_directories) or "(none)"),
+        ("on uncommitted code", cfg.repo.on_changed),
+    ]
+    try:
+        count = provenance.count(proj)
+        rows.append(("record store", f"{provenance.safe_url(proj.record_store_url)} "
+                                     f"({count} record{'s' if count != 1 else ''})"))
+    except SmttaskError as exc:
+        rows.append(("record store", f"unusable: {exc}"))
+    try:
+        st = repo.state(proj.root, cfg.repo.dirty_directories)
+        head = st.commit[:10] if st.commit else "no commit yet"
+        rows.append(("repository", f"{st.root} at {head}"))
+        if st.commit is None:
+            verdict = "no: commit your code first"
+        elif st.blocking and cfg.repo.on_changed == "error":
+            verdict = "no, blocked by: " + ", ".join(st.blocking)
+        elif st.blocking:
+            verdict = "yes, recording the diff of: " + ", ".join(st.blocking)
+        else:
+            verdict = "yes"
+        if st.tolerated:
+            verdict += f" (tolerated in dirty directories: {', '.join(st.tolerated)})"
+        rows.append(("recorded run now", verdict))
+    except SmttaskError as exc:
+        rows.append(("repository", str(exc)))
+    for key, value in rows:
+        click.echo(f"{key:>20}: {value}")
