@@ -1,0 +1,251 @@
+"""`smttask project init`, `dirty`, `info`: the wizard in a real terminal, copier, git."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from smttask import ScaffoldError, config, provenance, scaffold
+
+SMTTASK = str(Path(sys.executable).with_name("smttask"))
+PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+
+
+def cli(*args, cwd, input=None, env=None):
+    return subprocess.run([SMTTASK, *args], cwd=cwd, capture_output=True, text=True,
+                          input=input, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(folder).parts}
+
+
+def spawn(*args, cwd):
+    child = pexpect.spawn(SMTTASK, list(args), cwd=str(cwd), env=PTY_ENV, encoding="utf-8",
+                          timeout=30, dimensions=(40, 120))
+    return child
+
+
+def test_wizard_in_a_terminal_with_one_corrected_answer(tmp_path):
+    child = spawn("project", "init", "myproj", cwd=tmp_path)
+    child.expect("Project name")
+    child.sendcontrol("u")
+    child.send("bad/name\r")
+    child.expect("not a valid project name")  # explained, asked again
+    child.sendcontrol("u")
+    child.send("Death Star\r")
+    child.expect("Template")
+    child.send("\r")  # package (the default in an empty folder)
+    child.expect("Input datastore")
+    child.send("\r")
+    child.expect("Output datastore")
+    child.sendcontrol("u")
+    child.send("data/out\r")
+    child.expect("Dirty directories")
+    child.send(" \r")  # untick "reports", keep "labnotes"
+    child.expect("Other dirty")
+    child.send("notes, figs\r")
+    child.expect("When code has")
+    child.send("\x1b[B\r")  # store-diff
+    child.expect("Record store")
+    child.send("\r")
+    child.expect("create one with a first commit")
+    child.send("y")
+    child.expect("Create the project")
+    child.send("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    root = tmp_path / "myproj"
+    cfg = tomllib.loads((root / "smttask.toml").read_text())
+    assert cfg["project"]["name"] == "Death Star"
+    assert cfg["paths"]["output"] == "data/out"
+    assert cfg["repo"] == {"on_changed": "store-diff",
+                           "dirty_directories": ["labnotes", "notes", "figs"]}
+    assert (root / "death_star" / "tasks.py").is_file()
+    log = subprocess.run(["git", "log", "--oneline"], cwd=root, capture_output=True, text=True)
+    assert "Start the Death Star project" in log.stdout
+
+
+def test_ctrl_c_in_the_wizard_leaves_nothing(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    child = spawn("project", "init", cwd=tmp_path)
+    child.expect("Project name")
+    child.send("\r")
+    child.expect("Template")
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert snapshot(tmp_path) == before
+    assert not (tmp_path / ".git").exists() and not (tmp_path / ".smt").exists()
+
+
+def test_package_template_works_at_once(tmp_path):
+    proc = cli("project", "init", "--no-input", "deathstar", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / "deathstar"
+    assert "Next: cd deathstar; python run.py" in proc.stdout
+    for rel in ("smttask.toml", "run.py", "README.md", "pyproject.toml", "deathstar/tasks.py",
+                "reports/README.md", "labnotes/README.md", ".gitignore", ".smttask-answers.yml"):
+        assert (root / rel).is_file(), rel
+    text = (root / "smttask.toml").read_text()
+    assert text.count("#") >= 8  # every key explained
+    assert tomllib.loads(text)["repo"]["dirty_directories"] == ["reports", "labnotes"]
+    answers = (root / ".smttask-answers.yml").read_text()
+    assert "_src_path:" in answers and "project_name: deathstar" in answers
+    assert provenance.count(config.load_project(root)) == 0  # store created and migrated
+    assert (root / "README.md").read_text().count("smttask run") >= 1
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                            text=True).stdout
+    assert status == ""  # everything committed, .smt/ ignored
+    # python run.py writes task files; smttask run runs them; again: all loaded.
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "run.py"], cwd=root, check=True, capture_output=True,
+                   env=env)
+    files = list((root / "tasks").glob("*.taskdesc.json"))
+    assert len(files) == 6
+    first = cli("run", "-n", "2", "tasks", cwd=root)
+    assert first.returncode == 0 and "6 ran" in first.stderr, first.stderr
+    second = cli("run", "-n", "2", "tasks", cwd=root)
+    assert second.returncode == 0 and "6 loaded" in second.stderr
+
+
+def test_minimal_template_in_a_repository_loses_nothing(tmp_path):
+    root = tmp_path / "existing"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    (root / "analysis.py").write_text("print('committed')\n")
+    (root / ".gitignore").write_text("*.log")  # no final newline
+    (root / "README.md").write_text("# My project\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "mine"], cwd=root, check=True)
+    (root / "analysis.py").write_text("print('uncommitted edit')\n")
+    (root / "scratch.txt").write_text("untracked\n")
+    before = snapshot(root)
+    proc = cli("project", "init", "--template", "minimal", "--no-input", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    after = snapshot(root)
+    for rel, content in before.items():
+        if rel != ".gitignore":
+            assert after[rel] == content, rel  # user files untouched
+    assert (root / ".gitignore").read_text().startswith("*.log\n")
+    assert ".smt/" in (root / ".gitignore").read_text()
+    added = set(after) - set(before)
+    assert {p for p in added if not p.startswith(".smt/")} == {
+        "smttask.toml", ".smttask-answers.yml"}
+    log = subprocess.run(["git", "log", "--oneline"], cwd=root, capture_output=True, text=True)
+    assert log.stdout.count("\n") == 1  # no commit made in the user's repository
+    assert "commit smttask.toml" in proc.stdout
+
+
+def test_conflicting_files_stop_everything(tmp_path):
+    (tmp_path / "README.md").write_text("# Someone else's readme\n")
+    before = snapshot(tmp_path)
+    proc = cli("project", "init", "--template", "package", "--no-input", "--no-git",
+               cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Error: these files exist with another content: README.md" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(tmp_path) == before and not (tmp_path / ".smt").exists()
+
+
+def test_init_twice_changes_nothing(tmp_path):
+    assert cli("project", "init", "--no-input", cwd=tmp_path).returncode == 0
+    before = snapshot(tmp_path)
+    again = cli("project", "init", "--no-input", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already an smttask project" in again.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_without_a_terminal_it_says_what_is_missing(tmp_path):
+    proc = cli("project", "init", "--name", "x", cwd=tmp_path, input="")
+    assert proc.returncode == 2
+    assert "no terminal" in proc.stderr and "--template" in proc.stderr
+    assert "--no-input" in proc.stderr
+    assert not any(tmp_path.iterdir())
+    full = cli("project", "init", "--name", "x", "--template", "minimal", "--input", "d",
+               "--output", "d/o", "--dirty", "notes", "--on-changed", "error",
+               "--record-store", ".smt/records", "--no-git", "--yes", cwd=tmp_path, input="")
+    assert full.returncode == 0, full.stderr
+    assert config.load_project(tmp_path).config.paths.output == "d/o"
+
+
+def test_failure_during_init_removes_what_was_created(tmp_path):
+    before = snapshot(tmp_path)
+    answers = scaffold.make_answers(name="p", template="package", git=True,
+                                    record_store="postgresql://nobody@127.0.0.1:9/none")
+    with pytest.raises(Exception, match="record store|psycopg"):
+        scaffold.init(tmp_path, answers)
+    assert snapshot(tmp_path) == before
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_invalid_answers_are_explained():
+    with pytest.raises(ScaffoldError, match="output datastore must be a subfolder"):
+        scaffold.make_answers(name="p", input="data", output="results")
+    with pytest.raises(ScaffoldError, match="postgresql://"):
+        scaffold.make_answers(name="p", record_store="mysql://x/y")
+
+
+# --- editing the configuration --------------------------------------------------------
+
+def test_dirty_add_remove_list_keep_comments(proj):
+    path = proj.root / "smttask.toml"
+    path.write_text("# my header\n" + path.read_text().replace(
+        'dirty_directories = ["reports"]',
+        'dirty_directories = ["reports"]  # my comment') + "\n[paths]\ninput = 'data'  # keep\n")
+    (proj.root / "notes").mkdir()
+    sub = proj.root / "notes"
+    proc = cli("project", "dirty", "add", ".", "../figs/", cwd=sub)
+    assert proc.returncode == 0, proc.stderr
+    text = path.read_text()
+    assert text.startswith("# my header\n")
+    assert 'dirty_directories = ["reports", "notes", "figs"]  # my comment' in text
+    assert "input = 'data'  # keep" in text
+    assert cli("project", "dirty", "list", cwd=proj.root).stdout.split() == [
+        "reports", "notes", "figs"]
+    assert cli("project", "dirty", "remove", "figs", cwd=proj.root).returncode == 0
+    assert config.find_project(proj.root).config.repo.dirty_directories == ["reports", "notes"]
+    missing = cli("project", "dirty", "remove", "figs", cwd=proj.root)
+    assert missing.returncode == 1 and "figs is not a dirty directory" in missing.stderr
+
+
+def test_code_folders_cannot_be_dirty_without_force(proj):
+    proj.module("X = 1\n")
+    proc = cli("project", "dirty", "add", proj.pkg, cwd=proj.root)
+    assert proc.returncode == 1
+    assert "holds Python code of the project" in proc.stderr and "--force" in proc.stderr
+    assert proj.pkg not in (proj.root / "smttask.toml").read_text()
+    forced = cli("project", "dirty", "add", "--force", proj.pkg, cwd=proj.root)
+    assert forced.returncode == 0
+    assert proj.pkg in (proj.root / "smttask.toml").read_text()
+
+
+def test_info_tells_whether_a_run_may_be_recorded(proj):
+    proc = cli("project", "info", cwd=proj.root)
+    assert proc.returncode == 0
+    assert "testproj" in proc.stdout and "recorded run now: yes" in proc.stdout
+    assert "(0 records)" in proc.stdout
+    proj.write(f"{proj.pkg}/__init__.py", "# changed\n")
+    proj.write("reports/notes.md", "changed\n")
+    out = cli("project", "info", cwd=proj.root).stdout
+    assert f"no, blocked by: {proj.pkg}/__init__.py" in out
+    assert "tolerated in dirty directories: reports/notes.md" in out
+
+
+def test_malformed_config_is_one_line(proj):
+    proj.write("smttask.toml", '[project]\nname = "x"\n[paths]\noutput = "out"\n')
+    proc = cli("project", "info", cwd=proj.root)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: smttask.toml: paths: the output datastore")
+    assert proc.stderr.count("\n") == 1
