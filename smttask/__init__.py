@@ -10,12 +10,13 @@ disk by a digest of their inputs and whose runs are recorded in Sumatra::
     @RecordedTask
     def analyze(arr: Array, dt: float, nbins: int) -> Tuple[float, float, float]:
         ...
+
+Names are imported on first use, so that ``import smttask`` (and the CLI) start fast.
 """
 
-import importlib.metadata as _metadata
+import importlib as _importlib
+import typing as _typing
 
-from . import config
-from .decorators import MemoizedTask, RecordedTask, UnpureMemoizedTask
 from .errors import (
     ConfigError,
     DirtyRepositoryError,
@@ -28,12 +29,11 @@ from .errors import (
     TaskFileError,
     TaskInputError,
 )
-from .task import Task, TaskOutput
 
-try:
-    __version__ = _metadata.version("smttask")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+if _typing.TYPE_CHECKING:
+    from . import config
+    from .decorators import MemoizedTask, RecordedTask, UnpureMemoizedTask
+    from .task import Task, TaskOutput
 
 __all__ = [
     "ConfigError",
@@ -53,3 +53,32 @@ __all__ = [
     "UnpureMemoizedTask",
     "config",
 ]
+
+_LAZY = {
+    "MemoizedTask": "smttask.decorators",
+    "RecordedTask": "smttask.decorators",
+    "UnpureMemoizedTask": "smttask.decorators",
+    "Task": "smttask.task",
+    "TaskOutput": "smttask.task",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("smttask")
+        except PackageNotFoundError:  # pragma: no cover - a bare source tree
+            return "0+unknown"
+    if name == "config":
+        return _importlib.import_module("smttask.config")
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smttask' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

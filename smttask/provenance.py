@@ -104,8 +104,10 @@ def _bind_store(url: str) -> Any:
     else:
         current = connections.settings["default"]
         if ds.db_id(current) != ds.db_id(db):
-            connections["default"].close()
-            del connections["default"]
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+            with contextlib.suppress(AttributeError):
+                del connections["default"]  # the next use connects to the new database
             current.update(db)
     store = ds.DjangoRecordStore.__new__(ds.DjangoRecordStore)
     store._db_label = "default"

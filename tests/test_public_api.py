@@ -9,9 +9,11 @@ import smttask.typing
 
 def test_all_is_sorted_and_complete():
     assert smttask.__all__ == sorted(smttask.__all__)
-    public = {n for n in vars(smttask) if not n.startswith("_")}
+    public = {n for n in dir(smttask) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(smttask, n)).__name__ == "module"}
     assert set(smttask.__all__) == (public - modules) | {"config"}
+    for name in smttask.__all__:
+        assert getattr(smttask, name) is not None
     for name in ("RecordedTask", "MemoizedTask", "UnpureMemoizedTask", "Task", "TaskOutput",
                  "config", "SmttaskError", "TaskExecutionError"):
         assert name in smttask.__all__
@@ -43,3 +45,11 @@ def test_cli_entry_points():
             cmd[0] = str(__import__("pathlib").Path(sys.executable).with_name("smttask"))
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         assert "Usage:" in out
+
+
+def test_import_and_help_stay_light():
+    code = ("import sys, smttask.cli; heavy = {'numpy', 'pydantic', 'sumatra', 'django', "
+            "'copier', 'questionary', 'git'}; print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
