@@ -22,6 +22,8 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/bench_runtime.py
+	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_runner.py
 
 lint: venv
 	$(PY) -m ruff check smttask tests benchmarks
