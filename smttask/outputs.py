@@ -25,7 +25,7 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from .typing import is_array_type
 
-__all__ = ["OutputSpec", "link_paths", "load", "type_adapter", "write"]
+__all__ = ["OutputSpec", "link_paths", "load", "relink", "type_adapter", "write"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _claim(tmp: Path, folder: Path, stem: str, ext: str) -> Path:
         return target
 
 
-def _relink(link: Path, target: Path) -> None:
+def relink(link: Path, target: Path) -> None:
     """Point ``link`` at ``target`` (relative), atomically; a real file in the way is kept aside."""
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.exists() and not link.is_symlink():
@@ -158,5 +158,5 @@ def write(
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
     for link, target in zip(link_paths(input_dir, taskname, digest, specs), written, strict=True):
-        _relink(link, target)
+        relink(link, target)
     return written

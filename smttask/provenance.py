@@ -36,12 +36,17 @@ from .config import Project
 from .errors import RecordStoreError
 
 __all__ = [
+    "ROW_FIELDS",
     "Recorder",
     "bootstrap",
     "count",
+    "delete_records",
+    "edit_record",
     "get_record",
     "labels",
+    "output_paths",
     "recorder",
+    "rows",
     "safe_url",
     "script_arguments",
 ]
@@ -444,3 +449,107 @@ def count(project: Project) -> int:
     """The number of records of the project."""
     store = bootstrap(project)
     return store._manager.filter(project__id=project.name).count()
+
+
+# --- queries for browsing (rows straight from the store, no Sumatra objects) ---------------
+
+#: The columns of a record row, as returned by :func:`rows`.
+ROW_FIELDS = ("label", "timestamp", "tags", "reason", "duration", "outcome", "main_file",
+              "version", "script_arguments", "user", "parameters__content")
+
+
+def rows(
+    project: Project,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tags: tuple[str, ...] = (),
+    labels: tuple[str, ...] = (),
+    label_prefix: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Record rows (dicts of :data:`ROW_FIELDS`, ``tags`` a set), newest first.
+
+    One query, no Sumatra Record objects: fast on large stores. ``tags`` must all be
+    present (exact match).
+    """
+    store = bootstrap(project)
+    qs = store._manager.filter(project__id=project.name)
+    if since is not None:
+        qs = qs.filter(timestamp__gte=since)
+    if until is not None:
+        qs = qs.filter(timestamp__lt=until)
+    if labels:
+        qs = qs.filter(label__in=labels)
+    if label_prefix:
+        qs = qs.filter(label__startswith=label_prefix)
+    for tag in tags:
+        qs = qs.filter(tags__contains=tag)  # substring: refined below
+    qs = qs.order_by("-timestamp", "-label").values(*ROW_FIELDS)
+    result = []
+    for row in qs.iterator(chunk_size=2000):
+        row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
+        if all(t in row["tags"] for t in tags):
+            result.append(row)
+            if limit is not None and len(result) >= limit:
+                break
+    return result
+
+
+def output_paths(
+    project: Project, labels: list[str], *, output: bool = True
+) -> dict[str, list[str]]:
+    """The data-key paths (relative to the datastore) of each record's outputs or inputs."""
+    bootstrap(project)
+    from sumatra.recordstore.django_store import models
+
+    result: dict[str, list[str]] = {label: [] for label in labels}
+    if output:
+        keys = models.DataKey.objects.filter(output_from_record__project__id=project.name,
+                                             output_from_record__label__in=labels)
+        pairs = keys.values_list("output_from_record__label", "path")
+    else:
+        keys = models.Record.objects.filter(project__id=project.name, label__in=labels)
+        pairs = keys.values_list("label", "input_data__path")
+    for label, path in pairs:
+        if path:
+            result[label].append(path)
+    return result
+
+
+def edit_record(
+    project: Project,
+    label: str,
+    *,
+    add_tags: tuple[str, ...] = (),
+    remove_tags: tuple[str, ...] = (),
+    comment: str | None = None,
+) -> Any:
+    """Add or remove tags, or append a comment to the outcome; the updated record."""
+    store = bootstrap(project)
+    with locked(project):
+        record = store.get(project.name, label)
+        for tag in add_tags:
+            record.tags.add(tag)
+        for tag in remove_tags:
+            record.tags.discard(tag)
+        if comment:
+            record.outcome = f"{record.outcome}\n{comment}" if record.outcome else comment
+        from django.db import transaction
+
+        with transaction.atomic(using="default"):
+            store.save(project.name, record)
+    return record
+
+
+def delete_records(project: Project, labels: list[str]) -> int:
+    """Delete records (not their files); the number deleted."""
+    store = bootstrap(project)
+    from django.db import transaction
+
+    with locked(project), transaction.atomic(using="default"):
+        qs = store._manager.filter(project__id=project.name, label__in=labels)
+        n = qs.count()
+        for record in qs:
+            record.delete()
+    return n

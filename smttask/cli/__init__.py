@@ -20,6 +20,10 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "project": ("smttask.cli.project", "project", "Create and configure a project."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
+    "smt": ("smttask.cli.smt", "smt", "Sumatra's own commands, on this project."),
+    "status": ("smttask.cli.store", "status", "For task files: on disk, or why not."),
+    "store": ("smttask.cli.store", "store", "Browse and maintain the record store."),
+    "why": ("smttask.cli.store", "why", "Why a task file will run or load."),
 }
 
 

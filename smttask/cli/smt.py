@@ -1,0 +1,36 @@
+"""``smttask smt``: Sumatra's own commands, run on the current project."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+__all__ = ["smt"]
+
+EXPOSED = ("list", "info", "tag", "comment", "view", "diff", "export", "sync", "version")
+
+
+@click.command("smt", context_settings={"ignore_unknown_options": True,
+                                        "allow_extra_args": True,
+                                        "help_option_names": []})
+@click.argument("command", type=click.Choice(EXPOSED))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def smt(command: str, args: tuple[str, ...]) -> None:
+    """Run Sumatra's `smt COMMAND ARGS...` on this project.
+
+    \b
+    Examples:
+      smttask smt list -l          every record, long form
+      smttask smt tag good LABEL   tag a record
+      smttask smt diff L1 L2       compare two records
+      smttask smt list --help      Sumatra's own help for a command
+    """
+    from .. import config, provenance
+
+    project = config.find_project()
+    provenance.bootstrap(project)  # .smt/ in step with smttask.toml
+    from sumatra import commands
+
+    os.chdir(project.root)
+    getattr(commands, command)(list(args))

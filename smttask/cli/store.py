@@ -1,0 +1,236 @@
+"""``smttask store``, ``smttask status`` and ``smttask why``: browse and maintain records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["status", "store", "why"]
+
+
+def _columns(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    """Plain aligned columns (fast on thousands of rows, easy to grep)."""
+    text = [[str(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max([len(k)] + [len(t[i]) for t in text]) for i, k in enumerate(keys)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(keys), *(line(t) for t in text)])
+
+
+@click.group("store")
+def store() -> None:
+    """Browse and maintain the record store."""
+
+
+@store.command("list")
+@click.option("--task", "tasks", multiple=True, metavar="NAME", help="Only these tasks.")
+@click.option("--since", metavar="DATE", help="From DATE (2026-11-25, today, 3d, 12h…).")
+@click.option("--until", metavar="DATE", help="Before DATE.")
+@click.option("--tag", "tags", multiple=True, help="Only records with this tag (repeatable).")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["finished", "crashed", "killed", "running"]),
+              help="Only records with this status (repeatable).")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="At most N records (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
+def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tuple[str, ...],
+          statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """List records, newest first: label, task, status, duration, reason, version.
+
+    \b
+    Examples:
+      smttask store list --task analyze --since 3d
+      smttask store list --status crashed --limit 0 --json
+    """
+    from .. import config, provenance
+    from ..view import RecordView, parse_when
+
+    project = config.find_project()
+    rows = provenance.rows(
+        project, since=parse_when(since) if since else None,
+        until=parse_when(until) if until else None,
+        tags=tuple(tags) + tuple(tasks[:1]) if len(tasks) == 1 else tuple(tags))
+    records = [RecordView(r, project) for r in rows]
+    if tasks:
+        records = [r for r in records if r.taskname in tasks]
+    if statuses:
+        records = [r for r in records if r.status in statuses]
+    total = len(records)
+    if limit:
+        records = records[:limit]
+    summaries = [r.summary() for r in records]
+    if as_json:
+        for s in summaries:
+            click.echo(json.dumps({**s, "timestamp": s["timestamp"].isoformat()}))
+        return
+    for s in summaries:
+        s["duration"] = f"{s['duration']:.2f}s" if s["duration"] is not None else ""
+        s["reason"] = (s["reason"] or "").replace("\n", " ")[:40]
+    click.echo(_columns(summaries, ["label", "task", "status", "duration", "reason",
+                                    "version"]))
+    if total > len(records):
+        click.echo(f"… {total - len(records)} more (--limit 0 shows all)", err=True)
+
+
+def _view() -> Any:
+    from ..view import RecordStoreView
+
+    return RecordStoreView()
+
+
+@store.command("show")
+@click.argument("label")
+def show(label: str) -> None:
+    """Every field of one record (a unique label prefix is enough)."""
+    rec = _view().get(label)
+    fields = [("label", rec.label), ("task", rec.taskname), ("status", rec.status),
+              ("tags", ", ".join(sorted(rec.tags))), ("timestamp", rec.timestamp),
+              ("duration", f"{rec.duration:.3f}s" if rec.duration is not None else ""),
+              ("reason", rec.reason), ("outcome", rec.outcome), ("code", rec.main_file),
+              ("version", rec.version), ("script", rec.script_arguments),
+              ("user", rec.user), ("digest", rec.digest)]
+    for key, value in fields:
+        text = str(value).replace("\n", "\n" + " " * 12)
+        click.echo(f"{key:>10}: {text}")
+    click.echo("    inputs:")
+    from ..view import _flatten, _summary
+
+    for name, value in _flatten(rec.inputs).items():
+        click.echo(f"      {name} = {_summary(value)!r}")
+    click.echo("   outputs:")
+    for path in rec.output_files:
+        state = "" if path.exists() else "   (deleted)"
+        click.echo(f"      {path}{state}")
+
+
+@store.command("find-output")
+@click.argument("taskfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--import", "imports", multiple=True, metavar="PKG")
+def find_output(taskfile: str, imports: tuple[str, ...]) -> None:
+    """Print the files holding TASKFILE's results (exit 1 if not computed)."""
+    from .. import config, outputs
+    from ..taskfile import load
+
+    project = config.find_project()
+    task = load(taskfile, allow=imports)
+    links = outputs.link_paths(project.input_dir, task.taskname, task.digest,
+                               list(task.output_specs))
+    missing = [p for p in links if not p.exists()]
+    for link in links:
+        if link.exists():
+            click.echo(link.resolve())
+    if missing:
+        click.echo(f"not on disk: {', '.join(str(p) for p in missing)} "
+                   f"(`smttask why {taskfile}` says why)", err=True)
+        sys.exit(1)
+
+
+@store.command("recreate")
+@click.argument("label")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for the task file (default: the project's task folder).")
+def recreate(label: str, out_dir: str | None) -> None:
+    """Write the task file that reproduces a record."""
+    view = _view()
+    rec = view.get(label)
+    folder = Path(out_dir) if out_dir else view.project.tasks_dir
+    click.echo(rec.task.save(folder))
+
+
+@store.command("rebuild")
+def rebuild() -> None:
+    """Recreate the input-datastore links from the records (newest wins).
+
+    Use it after deleting links, or after an upgrade changed the digests. Archived files
+    are never moved or deleted.
+    """
+    from ..view import rebuild_links
+
+    report = rebuild_links(_view())
+    for reason in report.skipped:
+        click.echo(f"skipped {reason}", err=True)
+    click.echo(f"{len(report.linked)} link(s) written, {len(report.skipped)} skipped")
+
+
+@store.command("create-surrogates")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--import", "imports", multiple=True, metavar="PKG")
+def create_surrogates(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
+    """Make records for results found on disk that no record claims."""
+    from ..view import create_surrogates as make
+
+    labels = make(paths, allow=imports)
+    for label in labels:
+        click.echo(label)
+    click.echo(f"{len(labels)} surrogate record(s) created", err=True)
+
+
+@store.command("delete")
+@click.argument("labels", nargs=-1)
+@click.option("--since", metavar="DATE", help="Every record from DATE on.")
+@click.option("--dry-run/--no-dry-run", default=True, show_default=True,
+              help="Only show what would be deleted; --no-dry-run deletes.")
+@click.option("--keep-files", is_flag=True, help="Delete the records but keep their files.")
+def delete(labels: tuple[str, ...], since: str | None, dry_run: bool, keep_files: bool) -> None:
+    """Delete records, with their output files and the links to them.
+
+    A link to a deleted file is pointed at the newest remaining file of the same result,
+    or removed. Without --no-dry-run nothing is changed.
+    """
+    from ..errors import SmttaskError
+    from ..view import delete as do_delete
+    from ..view import plan_deletion
+
+    view = _view()
+    if not labels and not since:
+        raise SmttaskError("name the records to delete (labels) or give --since DATE")
+    records = [view.get(label) for label in labels]
+    if since:
+        records += list(view.filter.after(since))
+    records = list({r.label: r for r in records}.values())
+    plan = plan_deletion(records, keep_files=keep_files)
+    click.echo(str(plan) or "nothing to delete")
+    if dry_run:
+        click.echo(f"dry run: {len(plan.records)} record(s) would be deleted; add "
+                   "--no-dry-run to delete", err=True)
+        return
+    do_delete(plan)
+    click.echo(f"deleted {len(plan.records)} record(s), {len(plan.files)} file(s)", err=True)
+
+
+@click.command("status")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--import", "imports", multiple=True, metavar="PKG")
+def status(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
+    """For each task file: is its result on disk, and if not, why not."""
+    from ..runner import collect
+    from ..view import status as get_status
+
+    found = collect(paths)
+    for path, st in zip(found, get_status(found, allow=imports), strict=True):
+        mark = "on disk " if st.on_disk else "will run"
+        click.echo(f"{mark}  {path}: {st.explanation}")
+
+
+@click.command("why")
+@click.argument("taskfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--import", "imports", multiple=True, metavar="PKG")
+def why(taskfile: str, imports: tuple[str, ...]) -> None:
+    """Explain whether TASKFILE will run or load, and which inputs differ from the
+    closest record."""
+    from ..taskfile import load
+    from ..view import explain
+
+    st = explain(load(taskfile, allow=imports))
+    click.echo(f"{st.task.taskname} ({st.task.digest}): {st.explanation}")
+    if st.closest is not None and st.differences:
+        when = st.closest.timestamp.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"compared with record {st.closest.label} ({when}, {st.closest.status}):")
+        for diff in st.differences:
+            click.echo(f"  {diff}")
