@@ -45,6 +45,7 @@ __all__ = [
     "get_record",
     "labels",
     "output_paths",
+    "project_file_in_step",
     "recorder",
     "rows",
     "safe_url",
@@ -187,6 +188,11 @@ def _in_step(state: dict[str, Any] | None, project: Project) -> bool:
     if state is None:
         return False
     return all(state.get(k) == v for k, v in _desired_state(project).items())
+
+
+def project_file_in_step(project: Project) -> bool:
+    """True if ``.smt/project`` exists and matches smttask.toml (no database access)."""
+    return _in_step(_read_state(project.smt_dir / "project"), project)
 
 
 _bootstrapped: dict[tuple[Path, str], bool] = {}

@@ -100,19 +100,24 @@ def _upstream(task: Task) -> Iterator[Recorded]:
             yield from _upstream(value)
 
 
-def plan(tasks: list[tuple[Path, Task]]) -> list[Job]:
-    """One job per distinct task (top-level and upstream recorded tasks), dependencies linked."""
+def plan(tasks: list[tuple[Path, Task]], project: config.Project | None = None,
+         recompute: bool = False) -> list[Job]:
+    """One job per distinct task (top-level and upstream recorded tasks), dependencies linked.
+
+    A task whose result is on disk (and is not to be recomputed) needs no upstream job.
+    """
     jobs: dict[tuple[type, str], Job] = {}
 
-    def job_for(task: Task) -> Job:
+    def job_for(task: Task, top: bool) -> Job:
         key = (type(task), task.digest)
         if key not in jobs:
             job = jobs[key] = Job(task)
-            job.deps = [job_for(up) for up in _upstream(task)]
+            if (recompute and top) or not _on_disk(project, task):
+                job.deps = [job_for(up, False) for up in _upstream(task)]
         return jobs[key]
 
     for path, task in tasks:
-        job_for(task).files.append(path)
+        job_for(task, True).files.append(path)
     return list(jobs.values())
 
 
@@ -311,7 +316,7 @@ def run(
         raise TaskFileError("no task files found (task files end in .taskdesc.json)")
     loaded, invalid = _load_all(files, allow)
     pinned = _check_repo(project, [t for _, t in loaded]) if record and loaded else None  # type: ignore[arg-type]
-    batch = BatchResult(plan(loaded), invalid)
+    batch = BatchResult(plan(loaded, project, recompute), invalid)
     notify("planned", None, batch)
     if dry_run:
         for job in batch.jobs:

@@ -29,7 +29,8 @@ def smt(command: str, args: tuple[str, ...]) -> None:
     from .. import config, provenance
 
     project = config.find_project()
-    provenance.bootstrap(project)  # .smt/ in step with smttask.toml
+    if not provenance.project_file_in_step(project):
+        provenance.bootstrap(project)  # .smt/ follows smttask.toml
     from sumatra import commands
 
     os.chdir(project.root)

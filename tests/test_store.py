@@ -1,0 +1,259 @@
+"""Browsing and maintaining records: RecordStoreView, smttask store/status/why/smt."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from smttask import SmttaskError, provenance
+from smttask.view import RecordStoreView, RSView, parse_when
+
+SMTTASK = str(Path(sys.executable).with_name("smttask"))
+
+TASKS = """
+from smttask import RecordedTask, TaskOutput
+
+@RecordedTask
+def make(n: int) -> float:
+    return float(n)
+
+@RecordedTask
+def scale(x: float, factor: float) -> float:
+    if factor < 0:
+        raise ValueError("negative factor")
+    return x * factor
+
+class Parts(TaskOutput):
+    low: float
+    high: float
+
+@RecordedTask
+def split(x: float) -> Parts:
+    return x - 1, x + 1
+"""
+
+
+def cli(proj, *args):
+    env = {**os.environ, "PYTHONPATH": str(proj.root)}
+    return subprocess.run([SMTTASK, *args], cwd=proj.root, capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+@pytest.fixture
+def filled(proj):
+    """A project with a few records: 3 scale runs on make(n), one crash, one split."""
+    tasks = proj.module(TASKS)
+    for n, factor in [(1, 2.0), (2, 2.0), (3, 10.0)]:
+        tasks.scale(x=tasks.make(n=n), factor=factor, reason=f"n={n}").run()
+    with pytest.raises(Exception):
+        tasks.scale(x=1.0, factor=-1.0).run()
+    tasks.split(x=5.0).run()
+    return proj, tasks
+
+
+def test_view_lists_newest_first_and_filters_chain(filled):
+    proj, tasks = filled
+    rs = RSView()
+    assert isinstance(rs, RecordStoreView)
+    assert len(rs) == 8  # 3 make + 3 scale + 1 crashed scale + 1 split
+    stamps = [r.timestamp for r in rs]
+    assert stamps == sorted(stamps, reverse=True)
+    assert rs.latest.taskname == "split"
+    scale = rs.filter.task("scale")
+    assert len(scale) == 4
+    assert len(scale.filter.status("finished")) == 3
+    assert [r.reason for r in scale.filter.status("crashed")] == [""]
+    assert len(rs.filter.tags("make")) == 3
+    assert len(scale.filter.params(eq={"factor": 2.0})) == 2
+    assert {r.reason for r in scale.filter.params(ge={"x.n": 2})} == {"n=2", "n=3"}
+    assert len(scale.filter.params(gt={"x.n": 3})) == 0
+    assert len(rs.filter(lambda r: r.duration is not None and r.taskname == "make")) == 3
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    assert len(rs.filter.after(future)) == 0 and len(rs.filter.before(future)) == 8
+    assert len(rs.filter.after("1h")) == 8
+
+
+def test_record_view_rebuilds_task_and_outputs(filled):
+    proj, tasks = filled
+    rec = RSView().filter.task("split").latest
+    assert rec.task.digest == tasks.split(x=5.0).digest
+    assert rec.get_output("low") == 4.0 and rec.get_output("high") == 6.0
+    assert all(p.exists() for p in rec.outputs) and len(rec.outputs) == 2
+    with pytest.raises(KeyError):
+        rec.get_output("middle")
+    assert rec.inputs == {"x": 5.0}
+    assert rec.status == "finished"
+    first = RSView().get(rec.label[:-2])
+    assert first.label.startswith(rec.label[:-2])
+
+
+def test_tags_and_comments_are_saved(filled):
+    proj, _ = filled
+    rec = RSView().filter.task("split").latest
+    rec.add_tag("good")
+    rec.add_comment("looks right")
+    again = RSView().get(rec.label)
+    assert "good" in again.tags and "looks right" in again.outcome
+    RSView().filter.task("make").add_tag("upstream")
+    assert len(RSView().filter.tags("upstream")) == 3
+    again.remove_tag("good")
+    assert "good" not in RSView().get(rec.label).tags
+
+
+def test_table_and_html(filled):
+    rs = RSView().filter.task("scale")
+    table = rs.table()
+    assert {"label", "task", "status", "x", "x.n", "factor"} <= set().union(*table)
+    assert "<table>" in rs._repr_html_()
+
+
+def test_store_list_and_json(filled):
+    proj, _ = filled
+    out = cli(proj, "store", "list", "--task", "scale", "--status", "finished")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["label", "task", "status", "duration", "reason", "version"]
+    assert len(lines) == 4 and all("scale" in ln for ln in lines[1:])
+    js = cli(proj, "store", "list", "--json", "--limit", "0")
+    rows = [json.loads(ln) for ln in js.stdout.splitlines()]
+    assert len(rows) == 8 and rows[0]["task"] == "split"
+    limited = cli(proj, "store", "list", "--limit", "2")
+    assert len(limited.stdout.splitlines()) == 3 and "6 more" in limited.stderr
+    assert "scale" not in cli(proj, "store", "list", "--since", "2999-01-01").stdout
+
+
+def test_store_show_recreate_and_rerun(filled):
+    proj, tasks = filled
+    rec = RSView().filter.task("scale").filter.params(eq={"factor": 10.0}).latest
+    shown = cli(proj, "store", "show", rec.label[:9])
+    assert shown.returncode == 1 and "matches" in shown.stderr  # ambiguous prefix
+    shown = cli(proj, "store", "show", rec.label)
+    assert shown.returncode == 0
+    assert "x.n = 3" in shown.stdout and "factor = 10.0" in shown.stdout
+    assert "_result.json" in shown.stdout and "(deleted)" not in shown.stdout
+    made = cli(proj, "store", "recreate", rec.label, "--out", "again")
+    path = proj.root / made.stdout.strip()
+    assert path.parent == proj.root / "again"
+    assert json.loads(path.read_text())["digest"] == rec.digest
+    run = cli(proj, "run", "again")
+    assert run.returncode == 0 and "1 loaded" in run.stderr
+
+
+def test_find_output(filled):
+    proj, tasks = filled
+    path = tasks.scale(x=tasks.make(n=1), factor=2.0).save(proj.root / "tasks")
+    found = cli(proj, "store", "find-output", str(path))
+    assert found.returncode == 0
+    assert Path(found.stdout.strip()).is_file()
+    missing = tasks.scale(x=9.0, factor=9.0).save(proj.root / "tasks")
+    assert cli(proj, "store", "find-output", str(missing)).returncode == 1
+
+
+def test_rebuild_restores_every_link(filled):
+    proj, tasks = filled
+    links = [p for p in (proj.root / "data").rglob("*") if p.is_symlink()]
+    assert len(links) == 8  # 3 make + 3 scale + 2 split
+    for link in links:
+        link.unlink()
+    out = cli(proj, "store", "rebuild")
+    assert out.returncode == 0 and "8 link(s) written" in out.stdout
+    assert all(p.is_symlink() and p.exists() for p in links)
+    before = len(provenance.labels(proj.project))
+    assert tasks.scale(x=tasks.make(n=2), factor=2.0).run() == 4.0  # loads again
+    assert len(provenance.labels(proj.project)) == before
+
+
+def test_delete_is_a_dry_run_by_default_and_mends_links(filled):
+    proj, tasks = filled
+    t = tasks.split(x=5.0)
+    t.run(recompute=True)  # a second file (_2), the link points to it
+    newest = RSView().filter.task("split").latest
+    link = proj.root / "data/split" / f"{t.digest}_low.json"
+    assert link.resolve().name.endswith("_low_2.json")
+    dry = cli(proj, "store", "delete", newest.label)
+    assert dry.returncode == 0 and "dry run" in dry.stderr
+    assert newest.label in [r.label for r in RSView()]
+    done = cli(proj, "store", "delete", newest.label, "--no-dry-run")
+    assert done.returncode == 0
+    assert newest.label not in [r.label for r in RSView()]
+    assert link.resolve().name == f"{t.digest}_low.json"  # back to the older file
+    assert tasks.split(x=5.0).run().low == 4.0
+
+
+def test_status_and_why_explain_cache_decisions(filled):
+    proj, tasks = filled
+    folder = proj.root / "tasks"
+    done = tasks.scale(x=tasks.make(n=1), factor=2.0).save(folder)
+    near = tasks.scale(x=tasks.make(n=1), factor=3.0).save(folder)
+    new = tasks.split(x=1.0).save(folder)
+    out = cli(proj, "status", "tasks")
+    lines = {Path(ln.split()[2].rstrip(":")).name: ln for ln in out.stdout.splitlines()}
+    assert lines[done.name].startswith("on disk")
+    assert lines[near.name].startswith("will run")
+    why = cli(proj, "why", str(near))
+    assert why.returncode == 0
+    assert "differs in 1 input(s): factor: 2.0 → 3.0" in why.stdout
+    deep = tasks.scale(x=tasks.make(n=7), factor=2.0).save(folder)
+    assert "x.n: 1 → 7" in cli(proj, "why", str(deep)).stdout or \
+        "x.n: 2 → 7" in cli(proj, "why", str(deep)).stdout
+    assert "split" in cli(proj, "why", str(new)).stdout
+    # A deleted link: the record exists, the explanation says how to restore it.
+    t = tasks.scale(x=tasks.make(n=1), factor=2.0)
+    (proj.root / "data/scale" / f"{t.digest}_result.json").unlink()
+    assert "smttask store rebuild" in cli(proj, "why", str(done)).stdout
+
+
+def test_create_surrogates_for_unrecorded_results(filled):
+    proj, tasks = filled
+    rec = RSView().filter.task("split").latest
+    path = rec.task.save(proj.root / "tasks")
+    provenance.delete_records(proj.project, [rec.label])  # the files stay
+    out = cli(proj, "store", "create-surrogates", str(path))
+    assert out.returncode == 0 and "1 surrogate record(s) created" in out.stderr
+    sur = RSView().filter.tags("surrogate").latest
+    assert sur.taskname == "split" and "Surrogate record" in sur.outcome
+    assert sur.get_output("high") == 6.0
+    again = cli(proj, "store", "create-surrogates", str(path))
+    assert "0 surrogate record(s)" in again.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["list"], ["info"], ["version"], ["export"], ["tag", "checked"], ["comment", "a note"],
+])
+def test_sumatra_commands_run_on_the_project(filled, command):
+    proj, _ = filled
+    out = cli(proj, "smt", *command)
+    assert out.returncode == 0, out.stderr
+    if command == ["list"]:
+        assert len(out.stdout.split()) == 8
+    if command == ["info"]:
+        assert "testproj" in out.stdout
+    if command == ["version"]:
+        assert "0.8" in out.stdout
+
+
+def test_sumatra_view_diff_and_sync(filled, tmp_path):
+    proj, _ = filled
+    a, b = [r.label for r in RSView().filter.task("scale").filter.status("finished")][:2]
+    assert a in cli(proj, "smt", "view", a).stdout
+    diff = cli(proj, "smt", "diff", a, b)
+    assert diff.returncode == 0 and "factor" in diff.stdout or "Parameter" in diff.stdout
+    target = tmp_path / "copy.sqlite"
+    sync = cli(proj, "smt", "sync", str(proj.root / ".smt/records"), str(target))
+    assert sync.returncode == 0, sync.stderr
+    assert target.exists()
+
+
+def test_parse_when():
+    assert parse_when("2026-11-25").tzinfo is not None
+    assert parse_when("2026-11-25 14:30").hour == 14
+    assert parse_when("today") <= datetime.now(timezone.utc)
+    assert datetime.now(timezone.utc) - parse_when("3d") > timedelta(days=2.9)
+    with pytest.raises(SmttaskError, match="cannot read 'soon' as a date"):
+        parse_when("soon")
