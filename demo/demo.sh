@@ -2,9 +2,8 @@
 # `make demo`: the whole loop in a throwaway project. `smttask project init` creates it,
 # its run.py writes a parameter sweep as task files, `smttask run` runs them with two
 # workers, a second `smttask run` finds every result on disk, and the lab book lists
-# the records.
+# the records (smttask store, and Sumatra's own smt).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
 project="${DEMO_DIR:-$(mktemp -d)/deathstar}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -28,9 +27,13 @@ smttask run -n 2 tasks/
 step "smttask run -n 2 tasks/ again: every result is loaded from disk"
 smttask run -n 2 tasks/
 
-step "The lab book: Sumatra's own smt list sees every record"
-smt list
+step "smttask store list: the lab book, newest first"
+smttask store list
 
-step "The newest record"
-python "$here/show_record.py"
+step "smttask store show: everything recorded about the newest run"
+newest=$(smttask store list --json --limit 1 | python -c 'import json, sys; print(json.load(sys.stdin)["label"])')
+smttask store show "$newest"
+
+step "Sumatra's own smt list sees the same records"
+smt list
 printf '\nThe project stays in %s (delete it when you are done).\n' "$project"

@@ -107,6 +107,18 @@ def show(label: str) -> None:
     for path in rec.output_files:
         state = "" if path.exists() else "   (deleted)"
         click.echo(f"      {path}{state}")
+    from .. import provenance
+
+    full = provenance.get_record(rec.project, rec.label)
+    deps = ", ".join(f"{d.name} {d.version}" for d in full.dependencies)
+    click.echo(f"  packages: {deps}")
+    for pf in full.platforms:
+        click.echo(f"  platform: {pf.system_name} {pf.release} {pf.machine} on {pf.network_name}")
+    if full.diff:
+        click.echo("      diff:\n" + "\n".join("      " + ln for ln in full.diff.splitlines()))
+    if full.stdout_stderr:
+        click.echo("    output:\n" + "\n".join("      " + ln
+                                                for ln in full.stdout_stderr.splitlines()))
 
 
 @store.command("find-output")
