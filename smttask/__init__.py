@@ -32,7 +32,12 @@ from .errors import (
 
 if _typing.TYPE_CHECKING:
     from . import config
-    from .decorators import MemoizedTask, RecordedTask, UnpureMemoizedTask
+    from .decorators import (
+        MemoizedTask,
+        RecordedIterativeTask,
+        RecordedTask,
+        UnpureMemoizedTask,
+    )
     from .task import Task, TaskOutput
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "MemoizedTask",
     "ProjectNotFoundError",
     "RecordStoreError",
+    "RecordedIterativeTask",
     "RecordedTask",
     "ScaffoldError",
     "SmttaskError",
@@ -56,6 +62,7 @@ __all__ = [
 
 _LAZY = {
     "MemoizedTask": "smttask.decorators",
+    "RecordedIterativeTask": "smttask.decorators",
     "RecordedTask": "smttask.decorators",
     "UnpureMemoizedTask": "smttask.decorators",
     "Task": "smttask.task",

@@ -17,9 +17,9 @@ from pydantic import ConfigDict, Field, create_model
 
 from .errors import TaskDefinitionError
 from .outputs import OutputSpec
-from .task import Memoized, Recorded, Task, TaskOutput, UnpureMemoized
+from .task import Memoized, Recorded, RecordedIterative, Task, TaskOutput, UnpureMemoized
 
-__all__ = ["MemoizedTask", "RecordedTask", "UnpureMemoizedTask"]
+__all__ = ["MemoizedTask", "RecordedIterativeTask", "RecordedTask", "UnpureMemoizedTask"]
 
 F = TypeVar("F")
 _RESERVED = {name for name in dir(Task) if not name.startswith("__")} | {"reason", "inputs"}
@@ -79,13 +79,41 @@ def _outputs(name: str, hints: dict) -> tuple[list[OutputSpec], type | None]:
     return [OutputSpec("result", ret)], None
 
 
+def _check_iteration(name: str, param: str, mapping: dict[str, str], hints: dict,
+                     specs: list[OutputSpec]) -> None:
+    """Declaration errors of an iterative task, at decoration time."""
+    outs = {s.name: s for s in specs}
+    if param not in hints or param == "return":
+        raise TaskDefinitionError(f"{name}: the iteration parameter {param!r} is not an input")
+    if param not in outs:
+        raise TaskDefinitionError(
+            f"{name}: the iteration parameter {param!r} must also be an output (a field of "
+            "its TaskOutput), so that a saved step says how far it went")
+    for kind, tp in (("input", hints[param]), ("output", outs[param].annotation)):
+        if not (isinstance(tp, type) and issubclass(tp, int) and tp is not bool):
+            raise TaskDefinitionError(f"{name}: the iteration {kind} {param!r} must be an int")
+    if not mapping:
+        raise TaskDefinitionError(f"{name}: map must say which output feeds which input")
+    for out, inp in mapping.items():
+        if out not in outs:
+            raise TaskDefinitionError(f"{name}: map names an unknown output {out!r}")
+        if inp not in hints or inp == "return":
+            raise TaskDefinitionError(f"{name}: map names an unknown input {inp!r}")
+        if inp == param:
+            raise TaskDefinitionError(f"{name}: map cannot feed the iteration parameter "
+                                      f"{param!r} itself (map it to e.g. 'start_{param}')")
+
+
 def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
-                    version: str | None = None) -> type[Task]:
+                    version: str | None = None,
+                    iteration: tuple[str, dict[str, str]] | None = None) -> type[Task]:
     """Build the Task class of kind ``kind`` for a function or callable class."""
     name = obj.__qualname__
     call, params, hints = _signature(obj, name)
     inputs = _inputs_model(name, params, hints)
     specs, result = _outputs(name, hints)
+    if iteration is not None:
+        _check_iteration(name, iteration[0], iteration[1], hints, specs)
     namespace: dict[str, Any] = {
         "taskname": name,
         "Inputs": inputs,
@@ -103,6 +131,8 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
     }
     if cache is not None:
         namespace["cache"] = cache
+    if iteration is not None:
+        namespace["iteration_param"], namespace["iteration_map"] = iteration[0], dict(iteration[1])
     bases = (kind, obj) if isinstance(obj, type) else (kind,)
     cls = type(obj.__name__, bases, namespace)
     if issubclass(kind, Recorded):  # results go to disk: their types must serialise
@@ -143,3 +173,20 @@ MemoizedTask = _decorator(
 UnpureMemoizedTask = _decorator(
     UnpureMemoized, "UnpureMemoizedTask", "Make a memoized task whose digest follows its "
     "output (for outside state).")
+
+
+def RecordedIterativeTask(  # noqa: N802 - a decorator named like the others
+    iteration_parameter: str, map: dict[str, str] | None = None, *,  # noqa: A002
+    cache: bool | None = None, version: str | None = None,
+) -> Callable[[Any], type[Task]]:
+    """Make a recorded task that resumes from its largest saved step.
+
+    ``iteration_parameter`` names the int input (and output) counting the steps; ``map``
+    says which output feeds which input when resuming, e.g.
+    ``@RecordedIterativeTask("n", map={"x": "x0", "n": "start_n"})``.
+    """
+    if not isinstance(iteration_parameter, str) or map is None:
+        raise TaskDefinitionError("use @RecordedIterativeTask('n', map={...}): the iteration "
+                                  "parameter's name and the output → input map are required")
+    return lambda obj: make_task_class(obj, RecordedIterative, cache=cache, version=version,
+                                       iteration=(iteration_parameter, map))

@@ -46,6 +46,7 @@ __all__ = [
     "labels",
     "output_paths",
     "project_file_in_step",
+    "record_of_output",
     "recorder",
     "rows",
     "safe_url",
@@ -559,3 +560,14 @@ def delete_records(project: Project, labels: list[str]) -> int:
         for record in qs:
             record.delete()
     return n
+
+
+def record_of_output(project: Project, path: Path) -> str | None:
+    """The label of the record that wrote ``path`` (a file in the output datastore)."""
+    bootstrap(project)
+    from sumatra.recordstore.django_store import models
+
+    rel = os.path.relpath(path, project.output_dir)
+    key = models.DataKey.objects.filter(path=rel, output_from_record__project__id=project.name)
+    labels = key.values_list("output_from_record__label", flat=True)
+    return labels.first()

@@ -13,6 +13,8 @@ runs until :meth:`Task.run`. Three kinds of tasks share this machinery:
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +34,7 @@ from .errors import (
 )
 from .outputs import OutputSpec
 
-__all__ = ["Memoized", "Recorded", "Task", "TaskOutput", "UnpureMemoized"]
+__all__ = ["Memoized", "Recorded", "RecordedIterative", "Task", "TaskOutput", "UnpureMemoized"]
 
 logger = logging.getLogger(__name__)
 
@@ -309,10 +311,16 @@ class Recorded(Task):
                 self.result_source = "disk"
                 return self._pack(values)
         if not record:
-            return self._pack(self._execute(self._load_inputs(False), validate=True))
-        return self._pack(self._run_and_record(project))  # type: ignore[arg-type]
+            kwargs, _, _ = self._prepare(self._load_inputs(False), project, recompute, False)
+            return self._pack(self._execute(kwargs, validate=True))
+        return self._pack(self._run_and_record(project, recompute))  # type: ignore[arg-type]
 
-    def _run_and_record(self, project: config.Project) -> dict[str, Any]:
+    def _prepare(self, kwargs: dict[str, Any], project: config.Project | None,
+                 recompute: bool, record: bool) -> tuple[dict[str, Any], list[str], list[Path]]:
+        """Last changes to the inputs before running: (inputs, record notes, input files)."""
+        return kwargs, [], []
+
+    def _run_and_record(self, project: config.Project, recompute: bool) -> dict[str, Any]:
         from . import provenance
         from .taskfile import describe_json
 
@@ -328,8 +336,9 @@ class Recorded(Task):
         state, diff = repo.require_recordable(
             project.root, repo_cfg.dirty_directories, [code_path], repo_cfg.on_changed
         )
-        kwargs = self._load_inputs(True)
-        input_paths = [
+        kwargs, prepared_notes, prepared_inputs = self._prepare(
+            self._load_inputs(True), project, recompute, True)
+        input_paths = prepared_inputs + [
             p.resolve()
             for value in self.inputs.__dict__.values()
             if isinstance(value, Recorded)
@@ -351,7 +360,7 @@ class Recorded(Task):
         )
         self.record_label = rec.label
         logger.info("%s: running (record %s)", self.taskname, rec.label)
-        status, notes, written = "crashed", [], []
+        status, notes, written = "crashed", list(prepared_notes), []
         if state.tolerated:
             notes.append("Uncommitted changes tolerated in dirty directories: "
                          + ", ".join(state.tolerated))
@@ -388,6 +397,69 @@ class Recorded(Task):
                 stdout_stderr="".join(sink),
                 commit=state.commit,  # type: ignore[arg-type]
             )
+
+
+class RecordedIterative(Recorded):
+    """A recorded task that advances step by step and resumes from a saved earlier step.
+
+    The iteration input (e.g. ``n``) is left out of the hash and shown in the digest:
+    ``<hash>__n_4``. When the result for ``n`` is not on disk, the largest complete saved
+    step below ``n`` is loaded and fed back through ``iteration_map`` (output name → input
+    name), and the task runs from there.
+    """
+
+    iteration_param: ClassVar[str]
+    iteration_map: ClassVar[dict[str, str]]
+
+    def _compute_digest(self) -> str | None:
+        hashed = dict(self.inputs.__dict__)
+        n = hashed.pop(self.iteration_param)
+        try:
+            return _digest.compute(self.taskname, hashed, self.version,
+                                   unhashed={self.iteration_param: n})
+        except TypeError as exc:
+            raise TaskInputError(f"{self.taskname}: {exc}") from None
+
+    def _step_digest(self, step: int) -> str:
+        return f"{self.digest.split('__', 1)[0]}__{self.iteration_param}_{step}"
+
+    def saved_steps(self, input_dir: Path) -> list[int]:
+        """Steps with result links on disk (complete or not), largest first."""
+        prefix = self._step_digest(0)[:-1]
+        try:
+            names = os.listdir(input_dir / self.taskname)
+        except FileNotFoundError:
+            return []
+        steps = {int(m[1]) for name in names if name.startswith(prefix)
+                 and (m := re.match(r"(\d+)_", name[len(prefix):]))}
+        return sorted(steps, reverse=True)
+
+    def _prepare(self, kwargs: dict[str, Any], project: config.Project | None,
+                 recompute: bool, record: bool) -> tuple[dict[str, Any], list[str], list[Path]]:
+        self.resumed_from: int | None = None
+        if project is None or recompute:
+            return kwargs, [], []
+        n = kwargs[self.iteration_param]
+        specs = list(self.output_specs)
+        for step in (k for k in self.saved_steps(project.input_dir) if k < n):
+            values = outputs.load(project.input_dir, self.taskname, self._step_digest(step),
+                                  specs)
+            if values is None:  # incomplete or unreadable: try an earlier step
+                continue
+            links = outputs.link_paths(project.input_dir, self.taskname,
+                                       self._step_digest(step), specs)
+            files = [p.resolve() for p in links]
+            note = f"Resumed from step {step} of {n}"
+            if record:
+                from . import provenance
+
+                label = provenance.record_of_output(project, files[0])
+                note += f" (the result of record {label})" if label else ""
+            logger.info("%s: %s", self.taskname, note.lower())
+            self.resumed_from = step
+            resumed = {inp: values[out] for out, inp in self.iteration_map.items()}
+            return {**kwargs, **resumed}, [note], files
+        return kwargs, [], []
 
 
 class Memoized(Task):
