@@ -44,6 +44,7 @@ __all__ = [
     "edit_record",
     "get_record",
     "labels",
+    "locked",
     "output_paths",
     "project_file_in_step",
     "record_of_output",
@@ -51,6 +52,7 @@ __all__ = [
     "rows",
     "safe_url",
     "script_arguments",
+    "writing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,54 @@ def locked(project: Project) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _lock_key(project: Project) -> int:
+    """A signed 64-bit key for PostgreSQL advisory locks, one per project."""
+    import xxhash
+
+    return xxhash.xxh64_intdigest(f"smttask:{project.name}") - (1 << 63)
+
+
+def _is_postgres() -> bool:
+    from django.db import connections
+
+    return connections["default"].vendor == "postgresql"
+
+
+@contextlib.contextmanager
+def writing(project: Project) -> Iterator[None]:
+    """One exclusive, atomic write to the store: the file lock, one transaction, and on
+    PostgreSQL an advisory lock too (processes on other hosts share the server, not
+    necessarily a file system that honours locks)."""
+    from django.db import connections, transaction
+
+    with locked(project), transaction.atomic(using="default"):
+        if _is_postgres():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
+        yield
+
+
+@contextlib.contextmanager
+def _migration_lock(project: Project) -> Iterator[None]:
+    from django.db import connections
+
+    with locked(project):
+        if not _is_postgres():
+            yield
+            return
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_lock_key(project)])
+            try:
+                yield
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(project)])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 # --- the Django binding -------------------------------------------------------------------
@@ -212,7 +262,7 @@ def bootstrap(project: Project) -> Any:
             return store
         project_file = project.smt_dir / "project"
         if not (_in_step(_read_state(project_file), project) and _store_ready()):
-            with locked(project):
+            with _migration_lock(project):
                 state = _read_state(project_file)
                 if not _store_ready():
                     _migrate()
@@ -224,7 +274,7 @@ def bootstrap(project: Project) -> Any:
     except Exception as exc:  # Django and driver errors: one clear line
         raise RecordStoreError(
             f"cannot open the record store {safe_url(project.record_store_url)}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{_one_line(exc)}"
         ) from exc
     _bootstrapped[key] = True
     return store
@@ -319,12 +369,6 @@ class Recorder:
     def store(self) -> Any:
         return bootstrap(self.project)  # re-binds Django if another project was used since
 
-    def _save(self, record: Any) -> None:
-        from django.db import transaction
-
-        with transaction.atomic(using="default"):
-            self.store.save(self.project.name, record)
-
     def data_keys(self, paths: list[Path], *, output: bool) -> list[Any]:
         """Sumatra DataKeys (path relative to the datastore, SHA-1, size, time)."""
         from sumatra.datastore.filesystem import DataFile
@@ -377,15 +421,17 @@ class Recorder:
         record.add_tag(taskname)
         record.add_tag(STATUS_FORMAT % "running")
         try:
-            with locked(self.project):
+            store = self.store
+            with writing(self.project):
                 base, n = record.label, 1
-                manager = self.store._manager
-                while manager.filter(project__id=self.project.name, label=record.label).exists():
+                while store._manager.filter(project__id=self.project.name,
+                                            label=record.label).exists():
                     n += 1
                     record.label = f"{base}_{n}"
-                self._save(record)
+                store.save(self.project.name, record)
         except Exception as exc:
-            raise RecordStoreError(f"cannot save record {record.label}: {exc}") from exc
+            raise RecordStoreError(f"cannot save record {record.label}: {_one_line(exc)}") \
+                from exc
         return record
 
     def finish(
@@ -410,10 +456,12 @@ class Recorder:
         record.dependencies = dependencies(self.project.root, commit)
         record.platforms = _platforms()
         try:
-            with locked(self.project):
-                self._save(record)
+            store = self.store
+            with writing(self.project):
+                store.save(self.project.name, record)
         except Exception as exc:
-            raise RecordStoreError(f"cannot save record {record.label}: {exc}") from exc
+            raise RecordStoreError(f"cannot save record {record.label}: {_one_line(exc)}") \
+                from exc
 
 
 def _script_from_argv(root: Path) -> str:
@@ -534,7 +582,7 @@ def edit_record(
 ) -> Any:
     """Add or remove tags, or append a comment to the outcome; the updated record."""
     store = bootstrap(project)
-    with locked(project):
+    with writing(project):
         record = store.get(project.name, label)
         for tag in add_tags:
             record.tags.add(tag)
@@ -542,19 +590,14 @@ def edit_record(
             record.tags.discard(tag)
         if comment:
             record.outcome = f"{record.outcome}\n{comment}" if record.outcome else comment
-        from django.db import transaction
-
-        with transaction.atomic(using="default"):
-            store.save(project.name, record)
+        store.save(project.name, record)
     return record
 
 
 def delete_records(project: Project, labels: list[str]) -> int:
     """Delete records (not their files); the number deleted."""
     store = bootstrap(project)
-    from django.db import transaction
-
-    with locked(project), transaction.atomic(using="default"):
+    with writing(project):
         qs = store._manager.filter(project__id=project.name, label__in=labels)
         n = qs.count()
         for record in qs:
