@@ -97,7 +97,7 @@ def _lock_key(project: Project) -> int:
     """A signed 64-bit key for PostgreSQL advisory locks, one per project."""
     import xxhash
 
-    return xxhash.xxh64_intdigest(f"smttask:{project.name}") - (1 << 63)
+    return xxhash.xxh64_intdigest(f"smttask:{project.name}".encode()) - (1 << 63)
 
 
 def _is_postgres() -> bool:

@@ -76,6 +76,16 @@ class Proj:
         return smttask.config.find_project(self.root)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (see tests/services.py)."""
+    from services import Postgres
+
+    server = Postgres()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     for key, value in GIT_ENV.items():

@@ -1,0 +1,96 @@
+"""A PostgreSQL record store: created at init, used by every command, safe under load."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from smttask import provenance, runner
+
+SMTTASK = str(Path(sys.executable).with_name("smttask"))
+
+TASKS = """
+from smttask import RecordedTask
+
+@RecordedTask
+def cube(x: int) -> int:
+    return x ** 3
+"""
+
+
+def use_store(proj, url):
+    text = (proj.root / "smttask.toml").read_text() + f'\n[record_store]\nurl = "{url}"\n'
+    proj.write("smttask.toml", text)
+    proj.commit("postgres store")
+
+
+def cli(proj, *args):
+    env = {**os.environ, "PYTHONPATH": str(proj.root)}
+    return subprocess.run([SMTTASK, *args], cwd=proj.root, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_records_go_to_postgres(proj, postgres):
+    db = f"smt_{secrets.token_hex(4)}"
+    use_store(proj, postgres.createdb(db))
+    tasks = proj.module(TASKS)
+    t = tasks.cube(x=3)
+    assert t.run() == 27
+    assert postgres.sql("SELECT label FROM django_store_record", db).strip() == t.record_label
+    assert not (proj.root / ".smt/records").exists()  # no SQLite file on the side
+    out = cli(proj, "store", "list")
+    assert out.returncode == 0 and t.record_label in out.stdout
+    assert cli(proj, "smt", "list").stdout.split() == [t.record_label]
+
+
+def test_eight_workers_lose_no_record(proj, postgres):
+    db = f"smt_{secrets.token_hex(4)}"
+    use_store(proj, postgres.createdb(db))
+    tasks = proj.module(TASKS)
+    paths = [tasks.cube(x=x).save(proj.root / "tasks") for x in range(48)]
+    batch = runner.run(paths, jobs=8)
+    assert batch.ok and batch.count("ran") == 48
+    labels = provenance.labels(proj.project)
+    assert len(labels) == 48 == len(set(labels))
+    count = postgres.sql("SELECT count(*) FROM django_store_record", db)
+    assert int(count) == 48
+
+
+def test_init_creates_and_migrates_the_postgres_store(tmp_path, postgres):
+    db = f"smt_{secrets.token_hex(4)}"
+    url = postgres.createdb(db)
+    proc = subprocess.run([SMTTASK, "project", "init", "--no-input", "--template", "minimal",
+                           "--record-store", url, "--no-git"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    tables = postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname='public'", db)
+    assert "django_store_record" in tables
+
+
+def test_credentials_are_never_printed(proj, postgres):
+    db = f"smt_{secrets.token_hex(4)}"
+    postgres.createdb(db)
+    postgres.sql("CREATE ROLE scientist LOGIN PASSWORD 's3cret-pw'")
+    postgres.sql(f"GRANT ALL ON DATABASE {db} TO scientist; "
+                 f"ALTER DATABASE {db} OWNER TO scientist")
+    use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{postgres.port}/{db}")
+    info = cli(proj, "project", "info")
+    assert info.returncode == 0
+    assert "s3cret-pw" not in info.stdout + info.stderr
+    assert "scientist:***@127.0.0.1" in info.stdout
+
+
+def test_unreachable_server_is_one_clear_line(proj, postgres):
+    from services import free_port
+
+    use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{free_port()}/nowhere")
+    proj.module(TASKS)
+    proc = cli(proj, "store", "list")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: cannot open the record store postgresql://"
+                                  "scientist:***@127.0.0.1")
+    assert proc.stderr.count("\n") == 1 and "s3cret-pw" not in proc.stderr
+    assert "Traceback" not in proc.stderr
