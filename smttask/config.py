@@ -105,6 +105,47 @@ class RecordStoreSection(_Section):
     url: str = ".smt/records"
 
 
+class SlurmSection(_Section):
+    """Defaults of ``smttask run --executor slurm``."""
+
+    partition: str | None = None
+    time: str = "1:00:00"  # per task file: HH:MM:SS, MM:SS or minutes
+    cpus: int = 1
+    mem: str | None = None  # e.g. "4G"
+    array_parallelism: int = 64
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        minutes(value)
+        return value
+
+
+def minutes(value: str) -> int:
+    """Minutes in a SLURM-style duration: '90', '30:00', '1:30:00' or '1-12:00:00'."""
+    days, _, rest = value.strip().rpartition("-")
+    parts = rest.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+        day_count = int(days) if days else 0
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration: use minutes, MM:SS or HH:MM:SS") \
+            from None
+    if len(numbers) == 1:
+        total = numbers[0]
+    elif len(numbers) == 2:
+        total = numbers[0] + (numbers[1] > 0)
+    elif len(numbers) == 3:
+        total = numbers[0] * 60 + numbers[1] + (numbers[2] > 0)
+    else:
+        raise ValueError(f"{value!r} is not a duration: use minutes, MM:SS or HH:MM:SS")
+    return max(1, total + day_count * 24 * 60)
+
+
+class ExecutorSection(_Section):
+    slurm: SlurmSection = SlurmSection()
+
+
 class ProjectConfig(_Section):
     """The validated content of smttask.toml."""
 
@@ -112,6 +153,7 @@ class ProjectConfig(_Section):
     paths: PathsSection = PathsSection()
     repo: RepoSection = RepoSection()
     record_store: RecordStoreSection = RecordStoreSection()
+    executor: ExecutorSection = ExecutorSection()
 
 
 def _describe(err: ValidationError) -> str:

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from . import config, outputs, repo, taskfile
-from .errors import SmttaskError, TaskFileError
+from .errors import DirtyRepositoryError, SmttaskError, TaskFileError
 from .task import Memoized, Recorded, Task
 
-__all__ = ["BatchResult", "Job", "collect", "run"]
+__all__ = ["BatchResult", "Job", "SlurmOptions", "collect", "run", "slurm_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class Job:
     label: str | None = None
     error: str = ""
     worker: int | None = None
+    slurm_id: str | None = None
+    log: Path | None = None
 
     @property
     def name(self) -> str:
@@ -299,11 +301,16 @@ def run(
     pdb: bool = False,
     allow: Iterable[str] = (),
     on_event: Event | None = None,
+    executor: str = "local",
+    slurm: SlurmOptions | None = None,
+    wait: bool = True,
 ) -> BatchResult:
     """Run the task files in ``paths``; see the module docstring for the semantics.
 
     ``on_event(kind, job, result)`` is called with kind ``"planned"``, ``"started"``,
     ``"finished"`` (job state set) and ``"done"``, for progress displays.
+    ``executor="slurm"`` submits the jobs as SLURM job arrays (``slurm`` options, else the
+    ``[executor.slurm]`` defaults of smttask.toml); ``wait=False`` returns once submitted.
     """
     started = time.perf_counter()
     allow = tuple(allow)
@@ -328,9 +335,17 @@ def run(
     jobs = max(1, jobs or os.cpu_count() or 1)
     settings = _Settings(str(project.root) if project else None, allow, record, recompute,
                          reason, pinned)
-    runner = _run_inline if jobs == 1 or pdb else _run_pool
     try:
-        runner(batch, settings, jobs, retries, fail_fast, notify, pdb)
+        if executor == "slurm":
+            if project is None:
+                raise TaskFileError("the SLURM executor needs a project (smttask.toml)")
+            options = slurm or SlurmOptions.from_config(project)
+            _run_slurm(batch, settings, project, options, retries, notify, wait)
+        elif executor == "local":
+            runner = _run_inline if jobs == 1 or pdb else _run_pool
+            runner(batch, settings, jobs, retries, fail_fast, notify, pdb)
+        else:
+            raise TaskFileError(f"unknown executor {executor!r}: use local or slurm")
     finally:
         batch.elapsed = time.perf_counter() - started
     if record and not keep:
@@ -468,3 +483,224 @@ def _run_pool(batch: BatchResult, settings: _Settings, jobs: int, retries: int,
     finally:
         signal.signal(signal.SIGINT, previous)
     pool.close()
+
+
+# --- the SLURM executor ------------------------------------------------------------------
+
+@dataclass
+class SlurmOptions:
+    """Resources of each array element (defaults: ``[executor.slurm]`` in smttask.toml)."""
+
+    partition: str | None = None
+    time: str = "1:00:00"
+    cpus: int = 1
+    mem: str | None = None
+    array_parallelism: int = 64
+
+    @classmethod
+    def from_config(cls, project: config.Project, **overrides: Any) -> SlurmOptions:
+        base = project.config.executor.slurm.model_dump()
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"timeout_min": config.minutes(self.time),
+                                  "cpus_per_task": self.cpus,
+                                  "slurm_array_parallelism": self.array_parallelism}
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.mem:
+            params["slurm_mem"] = self.mem
+        return params
+
+
+def _slurm_element(settings: _Settings, desc: dict[str, Any], script: str, top: bool,
+                   commit: str | None) -> dict[str, Any]:
+    """One array element: check the repository still matches the submission, then run."""
+    os.environ["SMTTASK_PROCESS_NUM"] = str(int(os.environ.get("SLURM_ARRAY_TASK_ID", 0)) + 1)
+    if settings.root:
+        os.chdir(settings.root)
+    _prepare(_Settings(**{**settings.__dict__, "pinned": None}))
+    failed = {"state": "failed", "label": None, "duration": 0.0}
+    if settings.record:
+        project = config.find_project(settings.root)
+        try:
+            task = taskfile.load(desc, allow=settings.allow)
+            checked = _check_repo(project, [task])
+        except (DirtyRepositoryError, SmttaskError) as exc:
+            return {**failed, "error": f"refused on the node: {exc}"}
+        if checked[0].commit != commit:
+            return {**failed, "error": f"the project's HEAD moved from {str(commit)[:10]} to "
+                                       f"{str(checked[0].commit)[:10]} since submission; "
+                                       "submit again"}
+        repo.pin(checked)
+        missing = [up.taskname for up in _upstream(task) if not _on_disk(project, up)]
+        if missing:
+            return {**failed, "error": f"upstream {missing[0]} did not finish"}
+    return _execute(settings, desc, script, top)
+
+
+def _levels(jobs: list[Job]) -> list[list[Job]]:
+    depth: dict[int, int] = {}
+
+    def level(job: Job) -> int:
+        if id(job) not in depth:
+            depth[id(job)] = 1 + max((level(d) for d in job.deps), default=-1)
+        return depth[id(job)]
+
+    grouped: dict[int, list[Job]] = {}
+    for job in jobs:
+        grouped.setdefault(level(job), []).append(job)
+    return [grouped[k] for k in sorted(grouped)]
+
+
+def _executor(folder: Path, options: SlurmOptions, after: list[str]) -> Any:
+    try:
+        import submitit
+    except ImportError:
+        raise SmttaskError("the SLURM executor needs submitit: pip install 'smttask[slurm]'") \
+            from None
+    logging.getLogger("submitit").setLevel(logging.ERROR)  # no sacct noise
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+    extra = {"dependency": "afterany:" + ":".join(after)} if after else {}
+    executor.update_parameters(**options.parameters(), slurm_additional_parameters=extra,
+                               name="smttask")
+    return executor
+
+
+def _submit(jobs: list[Job], settings: _Settings, folder: Path, options: SlurmOptions,
+            after: list[str], commit: str | None) -> str:
+    """Submit ``jobs`` as one array; its SLURM job id."""
+    executor = _executor(folder, options, after)
+    messages = [_message(job) for job in jobs]
+    n = len(jobs)
+    submitted = executor.map_array(_slurm_element, [settings] * n,
+                                   [m[0] for m in messages], [m[1] for m in messages],
+                                   [m[2] for m in messages], [commit] * n)
+    for job, sj in zip(jobs, submitted, strict=True):
+        job.state, job.slurm_id, job.log = "running", sj.job_id, Path(sj.paths.stderr)
+        job._submitit = sj  # type: ignore[attr-defined]
+    return submitted[0].job_id.split("_")[0]
+
+
+def _live_ids(array_ids: set[str]) -> set[str] | None:
+    """Element ids (``<array>_<index>``) still queued or running; None if squeue failed."""
+    import subprocess
+
+    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted(array_ids))],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return set() if "Invalid job id" in proc.stderr else None
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+
+
+def _write_manifest(folder: Path, batch: BatchResult, commit: str | None) -> None:
+    import json
+
+    elements = [{"slurm_id": j.slurm_id, "task": j.task.taskname, "digest": j.task.digest,
+                 "files": [str(f) for f in j.files], "log": str(j.log)}
+                for j in batch.jobs if j.slurm_id]
+    (folder / "manifest.json").write_text(json.dumps(
+        {"commit": commit, "elements": elements}, indent=2))
+
+
+def _run_slurm(batch: BatchResult, settings: _Settings, project: config.Project,
+               options: SlurmOptions, retries: int, notify: Event, wait: bool) -> None:
+    from datetime import datetime, timezone
+
+    commit = settings.pinned[0].commit if settings.pinned else None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = project.smt_dir / "slurm" / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: set[str] = set()
+    after: list[str] = []
+    for level in _levels(batch.jobs):
+        todo = [j for j in level if j.state == "pending"]
+        if not todo:
+            continue
+        array = _submit(todo, settings, folder, options, after, commit)
+        arrays.add(array)
+        after = [array]
+        for job in todo:
+            notify("started", job, batch)
+    _write_manifest(folder, batch, commit)
+    if not wait:
+        for job in batch.jobs:
+            if job.state == "running":
+                job.state = "submitted"
+        return
+    _wait_slurm(batch, settings, folder, options, retries, notify, arrays, commit)
+
+
+def _wait_slurm(batch: BatchResult, settings: _Settings, folder: Path, options: SlurmOptions,
+                retries: int, notify: Event, arrays: set[str], commit: str | None) -> None:
+    """Collect results as they appear; elements gone from the queue without one failed."""
+    import subprocess
+
+    gone_since: dict[str, float] = {}
+    try:
+        while True:
+            running = [j for j in batch.jobs if j.state == "running"]
+            if not running:
+                return
+            live = _live_ids(arrays)
+            now = time.time()
+            for job in running:
+                sj = job._submitit  # type: ignore[attr-defined]
+                if Path(sj.paths.result_pickle).exists():
+                    try:
+                        report = sj.result()
+                    except Exception as exc:  # the element itself failed to start
+                        report = {"state": "failed", "label": None,
+                                  "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+                elif live is not None and job.slurm_id not in live:
+                    first = gone_since.setdefault(job.slurm_id or "", now)
+                    if now - first < 10:  # the result file may still be on its way
+                        continue
+                    report = {"state": "failed", "label": None,
+                              "error": "the SLURM job ended without a result (time limit, "
+                                       "memory or node failure?)"}
+                else:
+                    continue
+                if report["state"] == "failed" and job.log:
+                    report["error"] = f"{report.get('error', '')} (log: {job.log})"
+                if _settle(job, report, retries):
+                    notify("finished", job, batch)
+                else:  # retry: a new one-element array
+                    arrays.add(_submit([job], settings, folder, options, [], commit))
+                    notify("started", job, batch)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        batch.interrupted = True
+        subprocess.run(["scancel", "--signal=INT", *sorted(arrays)], capture_output=True)
+        for job in batch.jobs:
+            if job.state == "running":
+                job.state, job.error = "killed", "interrupted; the SLURM jobs were signalled"
+
+
+def slurm_status(project: config.Project | None = None) -> list[dict[str, Any]]:
+    """The elements of the latest SLURM submission: state, record label, error, log."""
+    import json
+    import pickle
+
+    project = project or config.find_project()
+    folders = sorted((project.smt_dir / "slurm").glob("*/manifest.json"))
+    if not folders:
+        raise SmttaskError("no SLURM submission in this project (smttask run --executor slurm)")
+    manifest = json.loads(folders[-1].read_text())
+    arrays = {e["slurm_id"].split("_")[0] for e in manifest["elements"]}
+    live = _live_ids(arrays) or set()
+    rows = []
+    for element in manifest["elements"]:
+        results = list((folders[-1].parent / element["slurm_id"]).glob("*_result.pkl"))
+        row = {**element, "state": "queued" if element["slurm_id"] in live else "lost",
+               "label": None, "error": ""}
+        if results:
+            with open(results[0], "rb") as f:
+                outcome, report = pickle.load(f)
+            if outcome == "success":
+                row.update(state=report["state"], label=report.get("label"),
+                           error=report.get("error", ""))
+            else:
+                row.update(state="failed", error=str(report).splitlines()[0])
+        rows.append(row)
+    return rows

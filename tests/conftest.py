@@ -86,6 +86,22 @@ def postgres():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM cluster for the session (see tests/services.py)."""
+    from services import Slurm
+
+    cluster = Slurm()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    return slurm_cluster
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     for key, value in GIT_ENV.items():

@@ -91,3 +91,97 @@ def wait_for(check, timeout: float = 30.0, every: float = 0.3) -> bool:
             return True
         time.sleep(every)
     return False
+
+
+class Slurm:
+    """A single-node SLURM cluster (slurmctld and slurmd as root, munge auth)."""
+
+    def __init__(self) -> None:
+        for tool in ("slurmctld", "slurmd", "munged", "sbatch", "squeue"):
+            if shutil.which(tool) is None:
+                unavailable(f"{tool} is not installed (apt-get install slurm-wlm munge)")
+        if os.geteuid() != 0:
+            unavailable("a test SLURM cluster needs root (slurmctld and slurmd)")
+        self._start_munge()
+        self.dir = Path(tempfile.mkdtemp(prefix="smttask-slurm-"))
+        for sub in ("state", "spool", "log"):
+            (self.dir / sub).mkdir()
+        host = socket.gethostname().split(".")[0]
+        cpus = os.cpu_count() or 1
+        with open("/proc/meminfo") as f:
+            mem_mb = int(int(f.readline().split()[1]) / 1024 * 0.8)
+        d = self.dir
+        self.conf = d / "slurm.conf"
+        self.conf.write_text(f"""\
+ClusterName=smttasktest
+SlurmctldHost={host}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd.log
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
+ReturnToService=2
+MinJobAge=10
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+NodeName={host} CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
+PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
+""")
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        for daemon in ("slurmctld", "slurmd"):
+            proc = subprocess.run([daemon, "-f", str(self.conf)], env=self.env,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                self.stop()
+                unavailable(f"{daemon} did not start: {proc.stderr.strip()[-300:]}")
+        ok = wait_for(lambda: "idle" in subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout,
+            timeout=60)
+        if not ok:
+            log = (d / "log/slurmctld.log").read_text()[-500:]
+            self.stop()
+            unavailable(f"the SLURM node never became idle: {log}")
+
+    @staticmethod
+    def _start_munge() -> None:
+        def works() -> bool:
+            enc = subprocess.run(["munge", "-n"], capture_output=True)
+            return enc.returncode == 0 and subprocess.run(
+                ["unmunge"], input=enc.stdout, capture_output=True).returncode == 0
+
+        if works():
+            return
+        for folder in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
+            os.makedirs(folder, exist_ok=True)
+            shutil.chown(folder, "munge", "munge")
+        if not Path("/etc/munge/munge.key").exists():
+            subprocess.run(["runuser", "-u", "munge", "--", "mungekey", "--create"],
+                           capture_output=True)
+        subprocess.run(["runuser", "-u", "munge", "--", "munged"], capture_output=True)
+        if not wait_for(works, timeout=15):
+            unavailable("munged did not start")
+
+    def stop(self) -> None:
+        subprocess.run(["scancel", "--full", "-u", "root"], env=self.env, capture_output=True)
+        for name in ("slurmd", "slurmctld"):
+            pidfile = self.dir / f"{name}.pid"
+            if pidfile.exists():
+                try:
+                    os.kill(int(pidfile.read_text().strip()), 15)
+                except (ProcessLookupError, ValueError):
+                    pass
+        time.sleep(0.5)
+        shutil.rmtree(self.dir, ignore_errors=True)

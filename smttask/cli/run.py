@@ -95,7 +95,7 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 
 
 @click.command("run")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("-n", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the number of CPUs).")
 @click.option("--recompute", is_flag=True, help="Run the tasks even if their results exist.")
@@ -113,10 +113,25 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.option("--dry-run", is_flag=True, help="List which tasks would run or load; run nothing.")
 @click.option("--import", "imports", multiple=True, metavar="PKG",
               help="Also allow task files to import PKG (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local",
+              show_default=True, help="local: a pool of processes here; slurm: SLURM job "
+              "arrays (needs smttask[slurm]).")
+@click.option("--partition", help="SLURM partition [default: from smttask.toml].")
+@click.option("--time", "time_limit", metavar="HH:MM:SS", help="SLURM time per task file.")
+@click.option("--cpus", type=click.IntRange(min=1), help="SLURM CPUs per task file.")
+@click.option("--mem", help="SLURM memory per task file, e.g. 4G.")
+@click.option("--array-parallelism", type=click.IntRange(min=1),
+              help="At most N array elements at once.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="SLURM: show progress until the arrays finish, or return once submitted.")
+@click.option("--status", "show_status", is_flag=True,
+              help="SLURM: report on the latest submission instead of running anything.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute: bool,
         reason: str | None, record: bool, keep: bool, retries: int, fail_fast: bool,
-        use_pdb: bool, dry_run: bool, imports: tuple[str, ...]) -> None:
+        use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
+        partition: str | None, time_limit: str | None, cpus: int | None, mem: str | None,
+        array_parallelism: int | None, wait: bool, show_status: bool) -> None:
     """Run task files (and the task files in folders, recursively).
 
     Every file is validated first; the git tree is checked once; tasks then run in a pool
@@ -126,19 +141,38 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     \b
     Examples:
       smttask run tasks/                 every task file in tasks/, one per CPU
+      smttask run --executor slurm --time 2:00:00 --mem 8G tasks/
       smttask run -n 4 tasks/sweep*      four at a time
       smttask run --dry-run tasks/       what would run, what would load
       smttask run --pdb tasks/a.taskdesc.json   debug a failing task
     """
     from .. import runner
 
+    if show_status:
+        _slurm_status()
+        return
+    if not paths:
+        raise click.UsageError("give task files or folders (or --status)")
     verbose, quiet = ctx.obj.get("verbose", 0), ctx.obj.get("quiet", False)
     display = _Display(quiet, verbose)
+    slurm = None
+    if executor == "slurm":
+        from .. import config
+
+        slurm = runner.SlurmOptions.from_config(
+            config.find_project(), partition=partition, time=time_limit, cpus=cpus, mem=mem,
+            array_parallelism=array_parallelism)
     batch = runner.run(
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
         reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,
-        pdb=use_pdb, allow=imports, on_event=display,
+        pdb=use_pdb, allow=imports, on_event=display, executor=executor, slurm=slurm,
+        wait=wait,
     )
+    if executor == "slurm" and not wait:
+        ids = sorted({j.slurm_id.split("_")[0] for j in batch.jobs if j.slurm_id})
+        click.echo(f"submitted {batch.count('submitted')} task(s) as SLURM job(s) "
+                   f"{', '.join(ids)}; `smttask run --status` reports on them")
+        sys.exit(0 if not batch.invalid else 1)
     if dry_run:
         for job in batch.jobs:
             click.echo(f"{job.state:<10} {job.name}")
@@ -149,3 +183,17 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     if batch.interrupted:
         sys.exit(130)
     sys.exit(0 if batch.ok else 1)
+
+
+def _slurm_status() -> None:
+    from .. import runner
+
+    rows = runner.slurm_status()
+    for row in rows:
+        extra = f"  record {row['label']}" if row["label"] else ""
+        error = f"  {row['error']}" if row["error"] else ""
+        click.echo(f"{row['slurm_id']:<10} {row['state']:<8} {row['task']}{extra}{error}")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())), err=True)
