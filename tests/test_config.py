@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
+import tomllib
 
 from smttask import ConfigError, ProjectNotFoundError, config
 

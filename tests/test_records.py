@@ -91,7 +91,8 @@ def test_records_are_visible_to_sumatra_cli(proj):
     tasks = proj.module(TASKS)
     t = tasks.square(x=5)
     t.run()
-    smt = [sys.executable, "-c", "import sys; from sumatra.commands import list as l; l(sys.argv[1:])"]
+    smt = [sys.executable, "-c",
+           "import sys; from sumatra.commands import list as l; l(sys.argv[1:])"]
     out = subprocess.run(smt, cwd=proj.root, capture_output=True, text=True, check=True).stdout
     assert t.record_label in out
 
@@ -109,7 +110,8 @@ def test_smt_project_follows_smttask_toml(proj):
 def test_crash_saves_a_crashed_record_and_no_output(proj):
     tasks = proj.module(TASKS)
     task = tasks.explode(x=2)
-    with pytest.raises(TaskExecutionError, match="explode .* failed: ValueError: bad x 2.0") as info:
+    with pytest.raises(TaskExecutionError,
+                       match="explode .* failed: ValueError: bad x 2.0") as info:
         task.run()
     assert isinstance(info.value.__cause__, ValueError)
     [rec] = records(proj)

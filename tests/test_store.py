@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smttask import SmttaskError, provenance
+from smttask import SmttaskError, TaskExecutionError, provenance
 from smttask.view import RecordStoreView, RSView, parse_when
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
@@ -51,7 +51,7 @@ def filled(proj):
     tasks = proj.module(TASKS)
     for n, factor in [(1, 2.0), (2, 2.0), (3, 10.0)]:
         tasks.scale(x=tasks.make(n=n), factor=factor, reason=f"n={n}").run()
-    with pytest.raises(Exception):
+    with pytest.raises(TaskExecutionError, match="negative factor"):
         tasks.scale(x=1.0, factor=-1.0).run()
     tasks.split(x=5.0).run()
     return proj, tasks
