@@ -71,6 +71,13 @@ class Proj:
             raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def cli(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run the ``smttask`` command in the project folder."""
+        exe = str(Path(sys.executable).with_name("smttask"))
+        env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(self.root), **(env or {})}
+        return subprocess.run([exe, *args], cwd=self.root, capture_output=True, text=True,
+                              env=env, timeout=600)
+
     @property
     def project(self) -> smttask.config.Project:
         return smttask.config.find_project(self.root)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -27,11 +26,6 @@ def use_store(proj, url):
     proj.commit("postgres store")
 
 
-def cli(proj, *args):
-    env = {**os.environ, "PYTHONPATH": str(proj.root)}
-    return subprocess.run([SMTTASK, *args], cwd=proj.root, capture_output=True, text=True,
-                          env=env, timeout=300)
-
 
 def test_records_go_to_postgres(proj, postgres):
     db = f"smt_{secrets.token_hex(4)}"
@@ -41,9 +35,9 @@ def test_records_go_to_postgres(proj, postgres):
     assert t.run() == 27
     assert postgres.sql("SELECT label FROM django_store_record", db).strip() == t.record_label
     assert not (proj.root / ".smt/records").exists()  # no SQLite file on the side
-    out = cli(proj, "store", "list")
+    out = proj.cli("store", "list")
     assert out.returncode == 0 and t.record_label in out.stdout
-    assert cli(proj, "smt", "list").stdout.split() == [t.record_label]
+    assert proj.cli("smt", "list").stdout.split() == [t.record_label]
 
 
 def test_eight_workers_lose_no_record(proj, postgres):
@@ -77,7 +71,7 @@ def test_credentials_are_never_printed(proj, postgres):
     postgres.sql(f"GRANT ALL ON DATABASE {db} TO scientist; "
                  f"ALTER DATABASE {db} OWNER TO scientist")
     use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{postgres.port}/{db}")
-    info = cli(proj, "project", "info")
+    info = proj.cli("project", "info")
     assert info.returncode == 0
     assert "s3cret-pw" not in info.stdout + info.stderr
     assert "scientist:***@127.0.0.1" in info.stdout
@@ -88,7 +82,7 @@ def test_unreachable_server_is_one_clear_line(proj, postgres):
 
     use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{free_port()}/nowhere")
     proj.module(TASKS)
-    proc = cli(proj, "store", "list")
+    proc = proj.cli("store", "list")
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: cannot open the record store postgresql://"
                                   "scientist:***@127.0.0.1")

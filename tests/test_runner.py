@@ -43,12 +43,6 @@ def slow(x: float) -> float:
 """
 
 
-def smttask_cli(proj, *args, **kw):
-    exe = str(Path(sys.executable).with_name("smttask"))
-    env = {**os.environ, "PYTHONPATH": str(proj.root)}
-    return subprocess.run([exe, *args], cwd=proj.root, capture_output=True, text=True,
-                          env=env, **kw)
-
 
 def labels_by_tag(proj, tag):
     return [r for r in (provenance.get_record(proj.project, lbl)
@@ -61,7 +55,7 @@ def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):
     for x in range(199):
         tasks.square(x=x).save(folder)
     (folder / "broken.taskdesc.json").write_text('{"smttask": "taskdesc/1", "taskname": ')
-    proc = smttask_cli(proj, "run", "-n", "2", "tasks")
+    proc = proj.cli("run", "-n", "2", "tasks")
     assert proc.returncode == 1
     err = proc.stderr
     assert "invalid" in err and "broken.taskdesc.json: not valid JSON" in err
@@ -75,7 +69,7 @@ def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):
     assert crashed[0].script_arguments.endswith(".taskdesc.json")
     assert len(list((proj.root / "data/run_dump/square").iterdir())) == 198
     # A second run loads every result and records nothing new (but the failure again).
-    again = smttask_cli(proj, "run", "-n", "2", "tasks")
+    again = proj.cli("run", "-n", "2", "tasks")
     assert again.returncode == 1
     assert "198 loaded, 1 failed, 1 invalid" in again.stderr
     assert len(labels_by_tag(proj, "_finished_")) == 198
@@ -114,7 +108,7 @@ def test_dirty_repository_refuses_the_whole_batch(proj):
     tasks = proj.module(TASKS)
     tasks.square(x=1).save(proj.root / "tasks")
     proj.write(f"{proj.pkg}/tasks.py", TASKS + "\n# uncommitted\n")
-    proc = smttask_cli(proj, "run", "tasks")
+    proc = proj.cli("run", "tasks")
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: uncommitted changes block recording")
     assert "smttask project dirty add" in proc.stderr
@@ -128,7 +122,7 @@ def test_no_record_dry_run_clean_and_reason(proj):
     tasks = proj.module(TASKS)
     folder = proj.root / "tasks"
     paths = [tasks.square(x=x).save(folder) for x in (2, 3)]
-    dry = smttask_cli(proj, "run", "--dry-run", "tasks")
+    dry = proj.cli("run", "--dry-run", "tasks")
     assert dry.returncode == 0 and dry.stdout.count("would run") == 2
     norec = runner.run(paths, jobs=1, record=False)
     assert norec.ok and not (proj.root / "data").exists()
@@ -136,7 +130,7 @@ def test_no_record_dry_run_clean_and_reason(proj):
     assert batch.ok and not any(p.exists() for p in paths)
     assert {r.reason for r in labels_by_tag(proj, "square")} == {"second look"}
     paths = [tasks.square(x=x).save(folder) for x in (2, 5)]
-    dry = smttask_cli(proj, "run", "--dry-run", "tasks")
+    dry = proj.cli("run", "--dry-run", "tasks")
     assert "would load" in dry.stdout and "would run" in dry.stdout
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from smttask import provenance
 from smttask.view import RecordStoreView
-
-SMTTASK = str(Path(sys.executable).with_name("smttask"))
 
 TASKS = """
 import time
@@ -39,17 +34,12 @@ def flaky(x: int, marker: str) -> int:
 """
 
 
-def cli(proj, *args, env=None):
-    env = {**os.environ, "PYTHONPATH": str(proj.root), **(env or {})}
-    return subprocess.run([SMTTASK, *args], cwd=proj.root, capture_output=True, text=True,
-                          env=env, timeout=600)
-
 
 def test_job_array_runs_records_and_reports_failures(proj, slurm):
     tasks = proj.module(TASKS)
     for x in (1, 2, 3, 13):
         tasks.square(x=float(x)).save(proj.root / "tasks")
-    out = cli(proj, "run", "--executor", "slurm", "--time", "5:00", "tasks")
+    out = proj.cli("run", "--executor", "slurm", "--time", "5:00", "tasks")
     assert out.returncode == 1, out.stderr
     assert "3 ran, 1 failed" in out.stderr
     assert "unlucky 13" in out.stderr and "log: " in out.stderr  # the log is linked
@@ -61,7 +51,7 @@ def test_job_array_runs_records_and_reports_failures(proj, slurm):
     assert len(labels) == len(set(labels)) == 4
     t = tasks.square(x=3.0)
     assert t.run() == 9.0 and t.result_source == "disk"  # the outputs landed here
-    again = cli(proj, "run", "--executor", "slurm", "tasks")
+    again = proj.cli("run", "--executor", "slurm", "tasks")
     assert "3 loaded, 1 failed" in again.stderr
 
 
@@ -70,14 +60,14 @@ def test_head_moved_after_submission_is_refused(proj, slurm):
     tasks.nap(x=0.0, seconds=4.0).save(proj.root / "tasks")
     for x in (1.0, 2.0):
         tasks.nap(x=x, seconds=0.0).save(proj.root / "tasks")
-    sub = cli(proj, "run", "--executor", "slurm", "--no-wait", "--array-parallelism", "1",
+    sub = proj.cli("run", "--executor", "slurm", "--no-wait", "--array-parallelism", "1",
               "tasks")
     assert sub.returncode == 0 and "submitted 3 task(s)" in sub.stdout
     proj.write("notes.txt", "a new commit while the array waits\n")
     proj.commit("moved on")
     deadline = time.time() + 120
     while time.time() < deadline:
-        status = cli(proj, "run", "--status")
+        status = proj.cli("run", "--status")
         if "queued" not in status.stdout:
             break
         time.sleep(1)
@@ -93,7 +83,7 @@ def test_retries_resubmit_failed_elements(proj, slurm, tmp_path):
     tasks = proj.module(TASKS)
     marker = tmp_path / "marker"
     tasks.flaky(x=5, marker=str(marker)).save(proj.root / "tasks")
-    out = cli(proj, "run", "--executor", "slurm", "--retries", "1", "tasks")
+    out = proj.cli("run", "--executor", "slurm", "--retries", "1", "tasks")
     assert out.returncode == 0, out.stderr
     assert "1 ran" in out.stderr
     assert len(RecordStoreView().filter.status("crashed")) == 1
@@ -106,8 +96,8 @@ def test_slurm_defaults_come_from_smttask_toml(proj, slurm):
     proj.commit("a partition")
     tasks = proj.module(TASKS)
     tasks.square(x=4.0).save(proj.root / "tasks")
-    out = cli(proj, "run", "--executor", "slurm", "tasks")
+    out = proj.cli("run", "--executor", "slurm", "tasks")
     assert out.returncode == 1
     assert "nosuchpartition" in out.stderr or "partition" in out.stderr.lower()
-    ok = cli(proj, "run", "--executor", "slurm", "--partition", "test", "tasks")
+    ok = proj.cli("run", "--executor", "slurm", "--partition", "test", "tasks")
     assert ok.returncode == 0 and "1 ran" in ok.stderr

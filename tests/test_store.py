@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,8 +10,6 @@ import pytest
 
 from smttask import SmttaskError, TaskExecutionError, provenance
 from smttask.view import RecordStoreView, RSView, parse_when
-
-SMTTASK = str(Path(sys.executable).with_name("smttask"))
 
 TASKS = """
 from smttask import RecordedTask, TaskOutput
@@ -38,11 +33,6 @@ def split(x: float) -> Parts:
     return x - 1, x + 1
 """
 
-
-def cli(proj, *args):
-    env = {**os.environ, "PYTHONPATH": str(proj.root)}
-    return subprocess.run([SMTTASK, *args], cwd=proj.root, capture_output=True, text=True,
-                          env=env, timeout=120)
 
 
 @pytest.fixture
@@ -115,44 +105,44 @@ def test_table_and_html(filled):
 
 def test_store_list_and_json(filled):
     proj, _ = filled
-    out = cli(proj, "store", "list", "--task", "scale", "--status", "finished")
+    out = proj.cli("store", "list", "--task", "scale", "--status", "finished")
     assert out.returncode == 0
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["label", "task", "status", "duration", "reason", "version"]
     assert len(lines) == 4 and all("scale" in ln for ln in lines[1:])
-    js = cli(proj, "store", "list", "--json", "--limit", "0")
+    js = proj.cli("store", "list", "--json", "--limit", "0")
     rows = [json.loads(ln) for ln in js.stdout.splitlines()]
     assert len(rows) == 8 and rows[0]["task"] == "split"
-    limited = cli(proj, "store", "list", "--limit", "2")
+    limited = proj.cli("store", "list", "--limit", "2")
     assert len(limited.stdout.splitlines()) == 3 and "6 more" in limited.stderr
-    assert "scale" not in cli(proj, "store", "list", "--since", "2999-01-01").stdout
+    assert "scale" not in proj.cli("store", "list", "--since", "2999-01-01").stdout
 
 
 def test_store_show_recreate_and_rerun(filled):
     proj, tasks = filled
     rec = RSView().filter.task("scale").filter.params(eq={"factor": 10.0}).latest
-    shown = cli(proj, "store", "show", rec.label[:9])
+    shown = proj.cli("store", "show", rec.label[:9])
     assert shown.returncode == 1 and "matches" in shown.stderr  # ambiguous prefix
-    shown = cli(proj, "store", "show", rec.label)
+    shown = proj.cli("store", "show", rec.label)
     assert shown.returncode == 0
     assert "x.n = 3" in shown.stdout and "factor = 10.0" in shown.stdout
     assert "_result.json" in shown.stdout and "(deleted)" not in shown.stdout
-    made = cli(proj, "store", "recreate", rec.label, "--out", "again")
+    made = proj.cli("store", "recreate", rec.label, "--out", "again")
     path = proj.root / made.stdout.strip()
     assert path.parent == proj.root / "again"
     assert json.loads(path.read_text())["digest"] == rec.digest
-    run = cli(proj, "run", "again")
+    run = proj.cli("run", "again")
     assert run.returncode == 0 and "1 loaded" in run.stderr
 
 
 def test_find_output(filled):
     proj, tasks = filled
     path = tasks.scale(x=tasks.make(n=1), factor=2.0).save(proj.root / "tasks")
-    found = cli(proj, "store", "find-output", str(path))
+    found = proj.cli("store", "find-output", str(path))
     assert found.returncode == 0
     assert Path(found.stdout.strip()).is_file()
     missing = tasks.scale(x=9.0, factor=9.0).save(proj.root / "tasks")
-    assert cli(proj, "store", "find-output", str(missing)).returncode == 1
+    assert proj.cli("store", "find-output", str(missing)).returncode == 1
 
 
 def test_rebuild_restores_every_link(filled):
@@ -161,7 +151,7 @@ def test_rebuild_restores_every_link(filled):
     assert len(links) == 8  # 3 make + 3 scale + 2 split
     for link in links:
         link.unlink()
-    out = cli(proj, "store", "rebuild")
+    out = proj.cli("store", "rebuild")
     assert out.returncode == 0 and "8 link(s) written" in out.stdout
     assert all(p.is_symlink() and p.exists() for p in links)
     before = len(provenance.labels(proj.project))
@@ -176,10 +166,10 @@ def test_delete_is_a_dry_run_by_default_and_mends_links(filled):
     newest = RSView().filter.task("split").latest
     link = proj.root / "data/split" / f"{t.digest}_low.json"
     assert link.resolve().name.endswith("_low_2.json")
-    dry = cli(proj, "store", "delete", newest.label)
+    dry = proj.cli("store", "delete", newest.label)
     assert dry.returncode == 0 and "dry run" in dry.stderr
     assert newest.label in [r.label for r in RSView()]
-    done = cli(proj, "store", "delete", newest.label, "--no-dry-run")
+    done = proj.cli("store", "delete", newest.label, "--no-dry-run")
     assert done.returncode == 0
     assert newest.label not in [r.label for r in RSView()]
     assert link.resolve().name == f"{t.digest}_low.json"  # back to the older file
@@ -192,21 +182,21 @@ def test_status_and_why_explain_cache_decisions(filled):
     done = tasks.scale(x=tasks.make(n=1), factor=2.0).save(folder)
     near = tasks.scale(x=tasks.make(n=1), factor=3.0).save(folder)
     new = tasks.split(x=1.0).save(folder)
-    out = cli(proj, "status", "tasks")
+    out = proj.cli("status", "tasks")
     lines = {Path(ln.split()[2].rstrip(":")).name: ln for ln in out.stdout.splitlines()}
     assert lines[done.name].startswith("on disk")
     assert lines[near.name].startswith("will run")
-    why = cli(proj, "why", str(near))
+    why = proj.cli("why", str(near))
     assert why.returncode == 0
     assert "differs in 1 input(s): factor: 2.0 → 3.0" in why.stdout
     deep = tasks.scale(x=tasks.make(n=7), factor=2.0).save(folder)
-    assert "x.n: 1 → 7" in cli(proj, "why", str(deep)).stdout or \
-        "x.n: 2 → 7" in cli(proj, "why", str(deep)).stdout
-    assert "split" in cli(proj, "why", str(new)).stdout
+    assert "x.n: 1 → 7" in proj.cli("why", str(deep)).stdout or \
+        "x.n: 2 → 7" in proj.cli("why", str(deep)).stdout
+    assert "split" in proj.cli("why", str(new)).stdout
     # A deleted link: the record exists, the explanation says how to restore it.
     t = tasks.scale(x=tasks.make(n=1), factor=2.0)
     (proj.root / "data/scale" / f"{t.digest}_result.json").unlink()
-    assert "smttask store rebuild" in cli(proj, "why", str(done)).stdout
+    assert "smttask store rebuild" in proj.cli("why", str(done)).stdout
 
 
 def test_create_surrogates_for_unrecorded_results(filled):
@@ -214,12 +204,12 @@ def test_create_surrogates_for_unrecorded_results(filled):
     rec = RSView().filter.task("split").latest
     path = rec.task.save(proj.root / "tasks")
     provenance.delete_records(proj.project, [rec.label])  # the files stay
-    out = cli(proj, "store", "create-surrogates", str(path))
+    out = proj.cli("store", "create-surrogates", str(path))
     assert out.returncode == 0 and "1 surrogate record(s) created" in out.stderr
     sur = RSView().filter.tags("surrogate").latest
     assert sur.taskname == "split" and "Surrogate record" in sur.outcome
     assert sur.get_output("high") == 6.0
-    again = cli(proj, "store", "create-surrogates", str(path))
+    again = proj.cli("store", "create-surrogates", str(path))
     assert "0 surrogate record(s)" in again.stderr
 
 
@@ -228,7 +218,7 @@ def test_create_surrogates_for_unrecorded_results(filled):
 ])
 def test_sumatra_commands_run_on_the_project(filled, command):
     proj, _ = filled
-    out = cli(proj, "smt", *command)
+    out = proj.cli("smt", *command)
     assert out.returncode == 0, out.stderr
     if command == ["list"]:
         assert len(out.stdout.split()) == 8
@@ -241,11 +231,11 @@ def test_sumatra_commands_run_on_the_project(filled, command):
 def test_sumatra_view_diff_and_sync(filled, tmp_path):
     proj, _ = filled
     a, b = [r.label for r in RSView().filter.task("scale").filter.status("finished")][:2]
-    assert a in cli(proj, "smt", "view", a).stdout
-    diff = cli(proj, "smt", "diff", a, b)
+    assert a in proj.cli("smt", "view", a).stdout
+    diff = proj.cli("smt", "diff", a, b)
     assert diff.returncode == 0 and "factor" in diff.stdout or "Parameter" in diff.stdout
     target = tmp_path / "copy.sqlite"
-    sync = cli(proj, "smt", "sync", str(proj.root / ".smt/records"), str(target))
+    sync = proj.cli("smt", "sync", str(proj.root / ".smt/records"), str(target))
     assert sync.returncode == 0, sync.stderr
     assert target.exists()
 
