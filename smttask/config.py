@@ -113,6 +113,7 @@ class SlurmSection(_Section):
     cpus: int = 1
     mem: str | None = None  # e.g. "4G"
     array_parallelism: int = 64
+    tasks_per_job: int = 1  # task files run one after the other by each array element
 
     @field_validator("time")
     @classmethod

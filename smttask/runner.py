@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, outputs, repo, taskfile
-from .errors import DirtyRepositoryError, SmttaskError, TaskFileError
+from .errors import SmttaskError, TaskFileError
 from .task import Memoized, Recorded, Task
 
 __all__ = ["BatchResult", "Job", "SlurmOptions", "collect", "run", "slurm_status", "snakefile"]
@@ -499,6 +499,7 @@ class SlurmOptions:
     cpus: int = 1
     mem: str | None = None
     array_parallelism: int = 64
+    tasks_per_job: int = 1
 
     @classmethod
     def from_config(cls, project: config.Project, **overrides: Any) -> SlurmOptions:
@@ -516,30 +517,41 @@ class SlurmOptions:
         return params
 
 
-def _slurm_element(settings: _Settings, desc: dict[str, Any], script: str, top: bool,
-                   commit: str | None) -> dict[str, Any]:
-    """One array element: check the repository still matches the submission, then run."""
+def _slurm_element(settings: _Settings, messages: list[tuple[dict[str, Any], str, bool]],
+                   commit: str | None) -> list[dict[str, Any]]:
+    """One array element: check the repository still matches the submission, then run its
+    task files one after the other; one report each."""
     os.environ["SMTTASK_PROCESS_NUM"] = str(int(os.environ.get("SLURM_ARRAY_TASK_ID", 0)) + 1)
     if settings.root:
         os.chdir(settings.root)
     _prepare(_Settings(**{**settings.__dict__, "pinned": None}))
     failed = {"state": "failed", "label": None, "duration": 0.0}
+    project = None
     if settings.record:
         project = config.find_project(settings.root)
         try:
-            task = taskfile.load(desc, allow=settings.allow)
-            checked = _check_repo(project, [task])
-        except (DirtyRepositoryError, SmttaskError) as exc:
-            return {**failed, "error": f"refused on the node: {exc}"}
+            tasks = [taskfile.load(desc, allow=settings.allow) for desc, _, _ in messages]
+            checked = _check_repo(project, tasks)
+        except SmttaskError as exc:
+            return [{**failed, "error": f"refused on the node: {exc}"}] * len(messages)
         if checked[0].commit != commit:
-            return {**failed, "error": f"the project's HEAD moved from {str(commit)[:10]} to "
-                                       f"{str(checked[0].commit)[:10]} since submission; "
-                                       "submit again"}
+            moved = (f"the project's HEAD moved from {str(commit)[:10]} to "
+                     f"{str(checked[0].commit)[:10]} since submission; submit again")
+            return [{**failed, "error": moved}] * len(messages)
         repo.pin(checked)
-        missing = [up.taskname for up in _upstream(task) if not _on_disk(project, up)]
-        if missing:
-            return {**failed, "error": f"upstream {missing[0]} did not finish"}
-    return _execute(settings, desc, script, top)
+    reports: list[dict[str, Any]] = []
+    for desc, script, top in messages:
+        if reports and reports[-1]["state"] == "killed":
+            reports.append({**failed, "state": "killed", "error": "interrupted"})
+            continue
+        if project is not None:
+            task = taskfile.load(desc, allow=settings.allow)
+            missing = [up.taskname for up in _upstream(task) if not _on_disk(project, up)]
+            if missing:
+                reports.append({**failed, "error": f"upstream {missing[0]} did not finish"})
+                continue
+        reports.append(_execute(settings, desc, script, top))
+    return reports
 
 
 def _levels(jobs: list[Job]) -> list[list[Job]]:
@@ -572,16 +584,17 @@ def _executor(folder: Path, options: SlurmOptions, after: list[str]) -> Any:
 
 def _submit(jobs: list[Job], settings: _Settings, folder: Path, options: SlurmOptions,
             after: list[str], commit: str | None) -> str:
-    """Submit ``jobs`` as one array; its SLURM job id."""
+    """Submit ``jobs`` as one array (``options.tasks_per_job`` per element); its job id."""
     executor = _executor(folder, options, after)
-    messages = [_message(job) for job in jobs]
-    n = len(jobs)
-    submitted = executor.map_array(_slurm_element, [settings] * n,
-                                   [m[0] for m in messages], [m[1] for m in messages],
-                                   [m[2] for m in messages], [commit] * n)
-    for job, sj in zip(jobs, submitted, strict=True):
-        job.state, job.slurm_id, job.log = "running", sj.job_id, Path(sj.paths.stderr)
-        job._submitit = sj  # type: ignore[attr-defined]
+    size = max(1, options.tasks_per_job)
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    submitted = executor.map_array(_slurm_element, [settings] * len(chunks),
+                                   [[_message(job) for job in chunk] for chunk in chunks],
+                                   [commit] * len(chunks))
+    for chunk, sj in zip(chunks, submitted, strict=True):
+        for slot, job in enumerate(chunk):
+            job.state, job.slurm_id, job.log = "running", sj.job_id, Path(sj.paths.stderr)
+            job._submitit, job._slot = sj, slot  # type: ignore[attr-defined]
     return submitted[0].job_id.split("_")[0]
 
 
@@ -599,7 +612,8 @@ def _live_ids(array_ids: set[str]) -> set[str] | None:
 def _write_manifest(folder: Path, batch: BatchResult, commit: str | None) -> None:
     import json
 
-    elements = [{"slurm_id": j.slurm_id, "task": j.task.taskname, "digest": j.task.digest,
+    elements = [{"slurm_id": j.slurm_id, "slot": j._slot,  # type: ignore[attr-defined]
+                 "task": j.task.taskname, "digest": j.task.digest,
                  "files": [str(f) for f in j.files], "log": str(j.log)}
                 for j in batch.jobs if j.slurm_id]
     (folder / "manifest.json").write_text(json.dumps(
@@ -651,7 +665,7 @@ def _wait_slurm(batch: BatchResult, settings: _Settings, folder: Path, options: 
                 sj = job._submitit  # type: ignore[attr-defined]
                 if Path(sj.paths.result_pickle).exists():
                     try:
-                        report = sj.result()
+                        report = sj.result()[job._slot]  # type: ignore[attr-defined]
                     except Exception as exc:  # the element itself failed to start
                         report = {"state": "failed", "label": None,
                                   "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
@@ -701,6 +715,7 @@ def slurm_status(project: config.Project | None = None) -> list[dict[str, Any]]:
             with open(results[0], "rb") as f:
                 outcome, report = pickle.load(f)
             if outcome == "success":
+                report = report[element.get("slot", 0)]
                 row.update(state=report["state"], label=report.get("label"),
                            error=report.get("error", ""))
             else:

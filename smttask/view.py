@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import config, outputs, provenance, taskfile
+from . import config, provenance
 from .errors import SmttaskError
-from .task import Recorded, Task
+
+if TYPE_CHECKING:  # imported where used: listing records needs neither numpy nor pydantic
+    from .task import Task
 
 __all__ = [
     "DeletionPlan",
@@ -151,6 +153,8 @@ class RecordView:
     @cached_property
     def task(self) -> Task:
         """The task that made this record (imports only the project's modules)."""
+        from . import taskfile
+
         return taskfile.load(self.params)
 
     @cached_property
@@ -418,6 +422,8 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[Difference]:
 
 def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
     """Is ``task``'s result on disk? If not, the closest record and what differs."""
+    from . import outputs, taskfile
+
     view = view if view is not None else RecordStoreView()
     project = view.project
     links = outputs.link_paths(project.input_dir, task.taskname, task.digest,
@@ -455,6 +461,7 @@ def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
 
 def status(paths: Iterable[str | Path], *, allow: tuple[str, ...] = ()) -> list[TaskStatus]:
     """:func:`explain` for every task file found in ``paths``."""
+    from . import taskfile
     from .runner import collect
 
     view = RecordStoreView()
@@ -463,7 +470,7 @@ def status(paths: Iterable[str | Path], *, allow: tuple[str, ...] = ()) -> list[
 
 # --- maintenance: links, deletion, surrogate records -----------------------------------
 
-def _output_pattern(task: Task, recorded_digest: str) -> list[tuple[outputs.OutputSpec, Any]]:
+def _output_pattern(task: Task, recorded_digest: str) -> list[tuple[Any, Any]]:
     return [(spec, re.compile(rf"^{re.escape(recorded_digest)}_{re.escape(spec.name)}"
                               rf"(_\d+)?\.{spec.ext}$")) for spec in task.output_specs]
 
@@ -483,6 +490,8 @@ def rebuild_links(view: RecordStoreView | None = None) -> RebuildReport:
     migrates results after a digest-scheme change). Archived files are never moved or
     deleted; a real file where a link should be is moved aside.
     """
+    from . import outputs
+
     view = view if view is not None else RecordStoreView()
     project = view.project
     report = RebuildReport()
@@ -544,6 +553,8 @@ def plan_deletion(records: Iterable[RecordView], *, keep_files: bool = False) ->
 
 def delete(plan: DeletionPlan) -> None:
     """Carry out a :class:`DeletionPlan`: links first, then files, then records."""
+    from . import outputs
+
     if not plan.records:
         return
     project = plan.records[0].project
@@ -563,8 +574,9 @@ def create_surrogates(paths: Iterable[str | Path], *, allow: tuple[str, ...] = (
     A surrogate record carries the tag ``surrogate``, the current commit (not necessarily
     the code that made the result) and says so in its outcome.
     """
-    from . import repo
+    from . import outputs, repo, taskfile
     from .runner import collect
+    from .task import Recorded
 
     view = RecordStoreView()
     project = view.project

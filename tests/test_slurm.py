@@ -101,3 +101,15 @@ def test_slurm_defaults_come_from_smttask_toml(proj, slurm):
     assert "nosuchpartition" in out.stderr or "partition" in out.stderr.lower()
     ok = proj.cli("run", "--executor", "slurm", "--partition", "test", "tasks")
     assert ok.returncode == 0 and "1 ran" in ok.stderr
+
+
+def test_several_task_files_per_array_element(proj, slurm):
+    tasks = proj.module(TASKS)
+    for x in range(5):
+        tasks.square(x=float(x)).save(proj.root / "tasks")
+    out = proj.cli("run", "--executor", "slurm", "--tasks-per-job", "2", "tasks")
+    assert out.returncode == 0 and "5 ran" in out.stderr, out.stderr
+    status = proj.cli("run", "--status").stdout.splitlines()
+    elements = {line.split()[0] for line in status}
+    assert len(status) == 5 and len(elements) == 3  # 2 + 2 + 1
+    assert len(provenance.labels(proj.project)) == 5

@@ -114,7 +114,7 @@ def test_store_list_and_json(filled):
     rows = [json.loads(ln) for ln in js.stdout.splitlines()]
     assert len(rows) == 8 and rows[0]["task"] == "split"
     limited = proj.cli("store", "list", "--limit", "2")
-    assert len(limited.stdout.splitlines()) == 3 and "6 more" in limited.stderr
+    assert len(limited.stdout.splitlines()) == 3 and "--limit 0 shows all" in limited.stderr
     assert "scale" not in proj.cli("store", "list", "--since", "2999-01-01").stdout
 
 

@@ -122,6 +122,9 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.option("--mem", help="SLURM memory per task file, e.g. 4G.")
 @click.option("--array-parallelism", type=click.IntRange(min=1),
               help="At most N array elements at once.")
+@click.option("--tasks-per-job", type=click.IntRange(min=1),
+              help="Task files run one after the other by each array element (many short "
+                   "tasks: fewer job starts) [default: 1].")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="SLURM: show progress until the arrays finish, or return once submitted.")
 @click.option("--status", "show_status", is_flag=True,
@@ -131,7 +134,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         reason: str | None, record: bool, keep: bool, retries: int, fail_fast: bool,
         use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
         partition: str | None, time_limit: str | None, cpus: int | None, mem: str | None,
-        array_parallelism: int | None, wait: bool, show_status: bool) -> None:
+        array_parallelism: int | None, tasks_per_job: int | None, wait: bool,
+        show_status: bool) -> None:
     """Run task files (and the task files in folders, recursively).
 
     Every file is validated first; the git tree is checked once; tasks then run in a pool
@@ -161,7 +165,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
 
         slurm = runner.SlurmOptions.from_config(
             config.find_project(), partition=partition, time=time_limit, cpus=cpus, mem=mem,
-            array_parallelism=array_parallelism)
+            array_parallelism=array_parallelism, tasks_per_job=tasks_per_job)
     batch = runner.run(
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
         reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,

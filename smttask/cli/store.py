@@ -52,16 +52,18 @@ def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tu
     from ..view import RecordView, parse_when
 
     project = config.find_project()
+    exact = {"task": set(tasks), "status": set(statuses)}
+    pushed = tuple(tags) + tuple(tasks if len(tasks) == 1 else ()) + tuple(
+        f"_{s}_" for s in (statuses if len(statuses) == 1 else ()))
+    several = len(tasks) > 1 or len(statuses) > 1
     rows = provenance.rows(
         project, since=parse_when(since) if since else None,
-        until=parse_when(until) if until else None,
-        tags=tuple(tags) + tuple(tasks[:1]) if len(tasks) == 1 else tuple(tags))
+        until=parse_when(until) if until else None, tags=pushed,
+        limit=None if several or not limit else limit + 1)
     records = [RecordView(r, project) for r in rows]
-    if tasks:
-        records = [r for r in records if r.taskname in tasks]
-    if statuses:
-        records = [r for r in records if r.status in statuses]
-    total = len(records)
+    records = [r for r in records if (not tasks or r.taskname in exact["task"])
+               and (not statuses or r.status in exact["status"])]
+    more = bool(limit) and len(records) > limit
     if limit:
         records = records[:limit]
     summaries = [r.summary() for r in records]
@@ -74,8 +76,8 @@ def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tu
         s["reason"] = (s["reason"] or "").replace("\n", " ")[:40]
     click.echo(_columns(summaries, ["label", "task", "status", "duration", "reason",
                                     "version"]))
-    if total > len(records):
-        click.echo(f"… {total - len(records)} more (--limit 0 shows all)", err=True)
+    if more:
+        click.echo(f"showing the newest {limit}; --limit 0 shows all", err=True)
 
 
 def _view() -> Any:
