@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Per-task overhead of the SLURM executor against the local pool (same run).
+
+Starts the tests' single-node SLURM cluster (root, slurm-wlm and munge installed; see
+tests/services.py), builds a throw-away project with N trivial recorded task files, and
+times `smttask.runner.run(paths, jobs=2)` (local, two workers) and
+`runner.run(paths, executor="slurm")` on fresh digests each. No target ratio: the issue
+asks for the numbers. Each SLURM array element is a new Python process (imports included),
+so its overhead is about one interpreter start per task, spread over the node's CPUs.
+
+Usage: python benchmarks/bench_slurm.py [-n 200] [--per-job 20] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TASKS = textwrap.dedent('''
+    from smttask import RecordedTask
+
+    @RecordedTask
+    def inc(x: int, batch: str) -> int:
+        return x + 1
+''')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=200, help="task files per executor")
+    parser.add_argument("--per-job", type=int, default=20, help="tasks per array element "
+                        "for the chunked run")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from services import Slurm  # the tests' cluster
+
+    cluster = Slurm()
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    tmp = Path(tempfile.mkdtemp(prefix="smttask-bench-slurm-"))
+    try:
+        root = tmp / "proj"
+        (root / "benchpkg").mkdir(parents=True)
+        (root / "benchpkg/__init__.py").write_text("")
+        (root / "benchpkg/tasks.py").write_text(TASKS)
+        (root / ".gitignore").write_text(".smt/\ndata/\ntasks/\n")
+        (root / "smttask.toml").write_text('[project]\nname = "bench"\n')
+        for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c",
+                    "user.email=b@example.org", "commit", "-qm", "bench"]):
+            subprocess.run(["git", *cmd], cwd=root, check=True, capture_output=True)
+        os.chdir(root)
+        sys.path.insert(0, str(root))
+        from benchpkg.tasks import inc
+
+        from smttask import runner
+
+        def files(batch: str) -> list[Path]:
+            return [inc(x=i, batch=batch).save(root / "tasks" / batch) for i in range(args.n)]
+
+        warm = files("warm")[:4]
+        runner.run(warm, jobs=2)  # creates the store, warms the imports
+        runs = [("local -n 2", "local", 1), ("slurm", "slurm", 1),
+                (f"slurm --tasks-per-job {args.per_job}", "slurm", args.per_job)]
+        times = {}
+        for label, executor, per_job in runs:
+            paths = files(label.replace(" ", "_"))
+            options = runner.SlurmOptions(time="10:00", tasks_per_job=per_job)
+            t0 = time.perf_counter()
+            batch = runner.run(paths, jobs=2, executor=executor, slurm=options)
+            times[label] = time.perf_counter() - t0
+            assert batch.ok and batch.count("ran") == args.n, (label, batch.count("ran"))
+        local = times["local -n 2"]
+        print(f"SLURM executor vs local pool: {args.n} recorded trivial task files, "
+              f"{os.cpu_count()} CPUs, one single-node cluster\n")
+        print(f"{'executor':<28}{'total':>9}{'per task':>11}{'overhead/task':>15}")
+        for label, total in times.items():
+            extra = (total - local) / args.n * 1e3
+            print(f"{label:<28}{total:>8.1f}s{total / args.n * 1e3:>9.1f}ms{extra:>13.0f}ms")
+    finally:
+        cluster.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
