@@ -60,6 +60,8 @@ class Job:
     worker: int | None = None
     slurm_id: str | None = None
     log: Path | None = None
+    handle: Any = None  # the submitit job running it
+    slot: int = 0  # its place among the task files of that array element
 
     @property
     def name(self) -> str:
@@ -221,6 +223,12 @@ def _worker(conn: Connection, number: int, settings: _Settings) -> None:
         conn.send(report)
 
 
+# Imported once by the fork server, so that every worker starts with them (Sumatra and
+# Django alone cost a few hundred milliseconds per process).
+PRELOAD = ["smttask.runner", "smttask.provenance", "sumatra.records", "sumatra.parameters",
+           "sumatra.recordstore.django_store", "django.db"]
+
+
 class _Pool:
     """N worker processes, each fed one job at a time through its own pipe."""
 
@@ -229,7 +237,7 @@ class _Pool:
         method = "forkserver" if "forkserver" in methods else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload(["smttask.runner"])
+            ctx.set_forkserver_preload(PRELOAD if settings.record else PRELOAD[:1])
         self.settings = settings
         self.ctx = ctx
         self.workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
@@ -594,7 +602,7 @@ def _submit(jobs: list[Job], settings: _Settings, folder: Path, options: SlurmOp
     for chunk, sj in zip(chunks, submitted, strict=True):
         for slot, job in enumerate(chunk):
             job.state, job.slurm_id, job.log = "running", sj.job_id, Path(sj.paths.stderr)
-            job._submitit, job._slot = sj, slot  # type: ignore[attr-defined]
+            job.handle, job.slot = sj, slot
     return submitted[0].job_id.split("_")[0]
 
 
@@ -612,7 +620,7 @@ def _live_ids(array_ids: set[str]) -> set[str] | None:
 def _write_manifest(folder: Path, batch: BatchResult, commit: str | None) -> None:
     import json
 
-    elements = [{"slurm_id": j.slurm_id, "slot": j._slot,  # type: ignore[attr-defined]
+    elements = [{"slurm_id": j.slurm_id, "slot": j.slot,
                  "task": j.task.taskname, "digest": j.task.digest,
                  "files": [str(f) for f in j.files], "log": str(j.log)}
                 for j in batch.jobs if j.slurm_id]
@@ -662,10 +670,10 @@ def _wait_slurm(batch: BatchResult, settings: _Settings, folder: Path, options: 
             live = _live_ids(arrays)
             now = time.time()
             for job in running:
-                sj = job._submitit  # type: ignore[attr-defined]
+                sj = job.handle
                 if Path(sj.paths.result_pickle).exists():
                     try:
-                        report = sj.result()[job._slot]  # type: ignore[attr-defined]
+                        report = sj.result()[job.slot]
                     except Exception as exc:  # the element itself failed to start
                         report = {"state": "failed", "label": None,
                                   "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}

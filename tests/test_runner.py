@@ -183,3 +183,22 @@ def test_python_api_matches_the_cli(proj):
     assert batch.ok and batch.jobs[0].state == "ran" and batch.jobs[0].label
     rec = provenance.get_record(proj.project, batch.jobs[0].label)
     assert json.loads(rec.parameters.pretty())["digest"] == tasks.square(x=9).digest
+
+
+def test_pdb_opens_the_debugger_in_the_failing_task(proj):
+    import pexpect
+
+    tasks = proj.module(TASKS)
+    path = tasks.square(x=13.0).save(proj.root / "tasks")
+    exe = str(Path(sys.executable).with_name("smttask"))
+    child = pexpect.spawn(exe, ["run", "--pdb", str(path)], cwd=str(proj.root),
+                          env={**os.environ, "PYTHONPATH": str(proj.root),
+                               "PROMPT_TOOLKIT_NO_CPR": "1"},
+                          encoding="utf-8", timeout=60)
+    child.expect(r"\(Pdb\)")
+    child.sendline("p x * 2")
+    child.expect("26.0")
+    child.sendline("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1

@@ -247,3 +247,11 @@ def test_parse_when():
     assert datetime.now(timezone.utc) - parse_when("3d") > timedelta(days=2.9)
     with pytest.raises(SmttaskError, match="cannot read 'soon' as a date"):
         parse_when("soon")
+
+
+def test_dataframe_has_inputs_as_columns(filled):
+    pytest.importorskip("pandas", reason="pandas is in the test extras")
+    df = RSView().filter.task("scale").filter.status("finished").dataframe()
+    assert len(df) == 3
+    assert {"label", "status", "factor", "x.n"} <= set(df.columns)
+    assert sorted(df["x.n"]) == [1, 2, 3]

@@ -13,13 +13,13 @@ __all__ = ["run"]
 class _Display:
     """Progress for a batch: a rich bar on a terminal, one line per task otherwise."""
 
-    def __init__(self, quiet: bool, verbose: int) -> None:
+    def __init__(self, quiet: bool, verbose: int, live: bool = True) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True)
         self.quiet = quiet
         self.verbose = verbose
-        self.live = self.console.is_terminal and not quiet
+        self.live = live and self.console.is_terminal and not quiet
         self.progress: Any = None
         self.bar: Any = None
         self.done = 0
@@ -158,7 +158,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     if not paths:
         raise click.UsageError("give task files or folders (or --status)")
     verbose, quiet = ctx.obj.get("verbose", 0), ctx.obj.get("quiet", False)
-    display = _Display(quiet, verbose)
+    display = _Display(quiet, verbose, live=not use_pdb)  # the debugger needs the terminal
     slurm = None
     if executor == "slurm":
         from .. import config
