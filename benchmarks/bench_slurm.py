@@ -16,21 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TASKS = textwrap.dedent('''
-    from smttask import RecordedTask
-
-    @RecordedTask
-    def inc(x: int, batch: str) -> int:
-        return x + 1
-''')
 
 
 def main() -> int:
@@ -41,6 +32,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "tests"))
+    sys.path.insert(0, str(HERE))
+    from bench_runner import make_project
     from services import Slurm  # the tests' cluster
 
     cluster = Slurm()
@@ -48,14 +41,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="smttask-bench-slurm-"))
     try:
         root = tmp / "proj"
-        (root / "benchpkg").mkdir(parents=True)
-        (root / "benchpkg/__init__.py").write_text("")
-        (root / "benchpkg/tasks.py").write_text(TASKS)
-        (root / ".gitignore").write_text(".smt/\ndata/\ntasks/\n")
-        (root / "smttask.toml").write_text('[project]\nname = "bench"\n')
-        for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c",
-                    "user.email=b@example.org", "commit", "-qm", "bench"]):
-            subprocess.run(["git", *cmd], cwd=root, check=True, capture_output=True)
+        make_project(root)
         os.chdir(root)
         sys.path.insert(0, str(root))
         from benchpkg.tasks import inc
