@@ -24,6 +24,7 @@ bench: venv
 	$(PY) benchmarks/bench_runtime.py
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_runner.py
+	$(PY) benchmarks/bench_store.py
 
 lint: venv
 	$(PY) -m ruff check smttask tests benchmarks
