@@ -420,6 +420,15 @@ def _settle(job: Job, report: dict[str, Any], retries: int) -> bool:
     return True
 
 
+def _conclude(batch: BatchResult, job: Job, report: dict[str, Any], retries: int,
+              notify: Event) -> None:
+    """Settle a local job's report: announce it, or queue it again for a retry."""
+    if _settle(job, report, retries):
+        notify("finished", job, batch)
+    else:
+        batch.scan_from = 0  # it is pending again
+
+
 def _run_inline(batch: BatchResult, settings: _Settings, jobs: int, retries: int,
                 fail_fast: bool, notify: Event, pdb: bool) -> None:
     _prepare(settings)
@@ -436,10 +445,7 @@ def _run_inline(batch: BatchResult, settings: _Settings, jobs: int, retries: int
                 batch.interrupted = True
                 notify("finished", ready, batch)
                 return
-            if _settle(ready, report, retries):
-                notify("finished", ready, batch)
-            else:
-                batch.scan_from = 0  # to be retried
+            _conclude(batch, ready, report, retries, notify)
             if fail_fast and ready.state == "failed":
                 return
     finally:
@@ -498,10 +504,7 @@ def _run_pool(batch: BatchResult, settings: _Settings, jobs: int, retries: int,
                     job.label = report.get("label") or job.label
                     notify("finished", job, batch)
                     continue
-                if _settle(job, report, retries):
-                    notify("finished", job, batch)
-                else:
-                    batch.scan_from = 0  # to be retried
+                _conclude(batch, job, report, retries, notify)
                 if fail_fast and job.state == "failed":
                     stopping = True
     except KeyboardInterrupt:
