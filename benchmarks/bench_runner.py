@@ -9,7 +9,7 @@ Usage::
 Goals (smttask run, perf-anchors §7):
 
 1. runner overhead per task file ≤ 5 ms: 1,000 trivial task files, recording off, two
-   workers (``runner.run(paths, jobs=2, record=False)``), against the same files run in a
+   workers (``batches.run(paths, jobs=2, record=False)``), against the same files run in a
    loop in this process (``Task.from_desc(p).run(record=False)``); overhead per task =
    (runner wall time − loop wall time) / number of files;
 2. with recording on, the runner's wall time per task ≤ 1.25× the runtime's recording cost,
@@ -151,7 +151,8 @@ def main() -> int:
         sys.path.insert(0, str(root))
         from benchpkg.tasks import inc
 
-        from smttask import Task, runner
+        from smttask import Task
+        from smttask import batch as batches
 
         def files(batch: str, n: int) -> list[Path]:
             return [inc(x=i, batch=batch).save(root / "tasks" / batch) for i in range(n)]
@@ -162,8 +163,8 @@ def main() -> int:
                 task.run(record=record)
                 assert task.result_source == "run"
 
-        def pool(paths: list[Path], record: bool) -> runner.BatchResult:
-            batch = runner.run(paths, jobs=2, record=record)
+        def pool(paths: list[Path], record: bool) -> batches.BatchResult:
+            batch = batches.run(paths, jobs=2, record=record)
             assert batch.ok and batch.count("ran") == len(paths), batch
             return batch
 
@@ -196,7 +197,7 @@ def main() -> int:
                 (t_loop if name == "loop" else t_pool).append(t)
         a, b = statistics.median(t_pool), statistics.median(t_loop)
         overhead = (a - b) / n_plain
-        rows.append(Row("1", f"runner.run(jobs=2, record=False), {n_plain} files", a, b,
+        rows.append(Row("1", f"batches.run(jobs=2, record=False), {n_plain} files", a, b,
                         "Task.from_desc().run() loop", f"{fmt(overhead)}/task", "≤ 5 ms/task",
                         overhead <= 5e-3))
         info.append(f"1: runner {fmt(a)} total ({fmt(a / n_plain)}/file) vs loop {fmt(b)} "
@@ -248,7 +249,7 @@ def main() -> int:
                     rec_pool.append(t / n_rec)
                     worker_time.append(sum(j.duration for j in out.jobs) / n_rec)
         a, b = statistics.median(rec_pool), statistics.median(rec_loop)
-        rows.append(Row("2", f"runner.run(jobs=2), {n_rec} fresh files, per task", a, b,
+        rows.append(Row("2", f"batches.run(jobs=2), {n_rec} fresh files, per task", a, b,
                         "recorded run() loop, per task", f"{a / b:.3g}×", "≤ 1.25×",
                         a / b <= 1.25))
         fixed_pool, fixed_loop = [], []

@@ -3,8 +3,8 @@
 
 Starts the tests' single-node SLURM cluster (root, slurm-wlm and munge installed; see
 tests/services.py), builds a throw-away project with N trivial recorded task files, and
-times `smttask.runner.run(paths, jobs=2)` (local, two workers) and
-`runner.run(paths, executor="slurm")` on fresh digests each. No target ratio: the issue
+times `smttask.batch.run(paths, jobs=2)` (local, two workers) and
+`batch.run(paths, executor="slurm")` on fresh digests each. No target ratio: the issue
 asks for the numbers. Each SLURM array element is a new Python process (imports included),
 so its overhead is about one interpreter start per task, spread over the node's CPUs.
 
@@ -46,21 +46,22 @@ def main() -> int:
         sys.path.insert(0, str(root))
         from benchpkg.tasks import inc
 
-        from smttask import runner
+        from smttask import batch as batches
+        from smttask.config import SlurmSection
 
         def files(batch: str) -> list[Path]:
             return [inc(x=i, batch=batch).save(root / "tasks" / batch) for i in range(args.n)]
 
         warm = files("warm")[:4]
-        runner.run(warm, jobs=2)  # creates the store, warms the imports
+        batches.run(warm, jobs=2)  # creates the store, warms the imports
         runs = [("local -n 2", "local", 1), ("slurm", "slurm", 1),
                 (f"slurm --tasks-per-job {args.per_job}", "slurm", args.per_job)]
         times = {}
         for label, executor, per_job in runs:
             paths = files(label.replace(" ", "_"))
-            options = runner.SlurmOptions(time="10:00", tasks_per_job=per_job)
+            options = SlurmSection(time="10:00", tasks_per_job=per_job)
             t0 = time.perf_counter()
-            batch = runner.run(paths, jobs=2, executor=executor, slurm=options)
+            batch = batches.run(paths, jobs=2, executor=executor, slurm=options)
             times[label] = time.perf_counter() - t0
             assert batch.ok and batch.count("ran") == args.n, (label, batch.count("ran"))
         local = times["local -n 2"]

@@ -20,6 +20,8 @@ import typing as _typing
 from .errors import (
     ConfigError,
     DirtyRepositoryError,
+    ExecutorError,
+    GitError,
     ProjectNotFoundError,
     RecordStoreError,
     ScaffoldError,
@@ -28,6 +30,7 @@ from .errors import (
     TaskExecutionError,
     TaskFileError,
     TaskInputError,
+    UsageError,
 )
 
 if _typing.TYPE_CHECKING:
@@ -39,16 +42,24 @@ if _typing.TYPE_CHECKING:
         UnpureMemoizedTask,
     )
     from .task import Task, TaskOutput
+    from .view import RecordStoreView, RSView
+    from .workflows import ParamColl, SeedGenerator, expand
 
 __all__ = [
     "ConfigError",
     "DirtyRepositoryError",
+    "ExecutorError",
+    "GitError",
     "MemoizedTask",
+    "ParamColl",
     "ProjectNotFoundError",
+    "RSView",
     "RecordStoreError",
+    "RecordStoreView",
     "RecordedIterativeTask",
     "RecordedTask",
     "ScaffoldError",
+    "SeedGenerator",
     "SmttaskError",
     "Task",
     "TaskDefinitionError",
@@ -57,16 +68,23 @@ __all__ = [
     "TaskInputError",
     "TaskOutput",
     "UnpureMemoizedTask",
+    "UsageError",
     "config",
+    "expand",
 ]
 
 _LAZY = {
     "MemoizedTask": "smttask.decorators",
+    "ParamColl": "smttask.workflows",
+    "RSView": "smttask.view",
+    "RecordStoreView": "smttask.view",
     "RecordedIterativeTask": "smttask.decorators",
     "RecordedTask": "smttask.decorators",
-    "UnpureMemoizedTask": "smttask.decorators",
+    "SeedGenerator": "smttask.workflows",
     "Task": "smttask.task",
     "TaskOutput": "smttask.task",
+    "UnpureMemoizedTask": "smttask.decorators",
+    "expand": "smttask.workflows",
 }
 
 

@@ -12,19 +12,26 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, ProjectNotFoundError
+from . import _fs
+from .errors import ConfigError, ProjectNotFoundError, UsageError
 
 __all__ = [
     "CONFIG_FILE",
     "Project",
     "ProjectConfig",
+    "SlurmSection",
     "add_dirty_directories",
+    "check_name",
+    "check_output",
+    "check_store_url",
     "find_project",
     "load_project",
+    "minutes",
+    "normalise_relpath",
     "record",
     "remove_dirty_directories",
     "render_config",
@@ -42,6 +49,40 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- the rules, shared by smttask.toml and the project wizard -------------------------------
+
+def check_name(value: str) -> str:
+    """A Sumatra project name, or ValueError saying what is allowed."""
+    if not NAME_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid project name: use letters, digits, '_', '-' and "
+            "spaces, starting with a letter or digit"
+        )
+    return value
+
+
+def check_store_url(value: str) -> str:
+    """A record store: a SQLite file path or a postgresql:// URL; ValueError otherwise."""
+    if "://" in value:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a record store is a SQLite file path or a postgresql:// URL")
+        return value
+    if not value.strip():
+        raise ValueError("give a file path, e.g. .smt/records")
+    return value
+
+
+def check_output(output: str, input: str) -> str:
+    """The output datastore, normalised; ValueError unless it is inside ``input``."""
+    out = normalise_relpath(output)
+    if out == input or not PurePosixPath(out).is_relative_to(input):
+        raise ValueError(
+            f"the output datastore {out!r} must be a subfolder of the input datastore "
+            f"{input!r}, e.g. '{input}/run_dump'"
+        )
+    return out
+
+
 class ProjectSection(_Section):
     name: str
     #: Top-level packages or modules whose task files may be loaded; None: found on disk.
@@ -50,12 +91,7 @@ class ProjectSection(_Section):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid project name: use letters, digits, '_', '-' and "
-                "spaces, starting with a letter or digit"
-            )
-        return value
+        return check_name(value)
 
 
 def normalise_relpath(value: str) -> str:
@@ -83,11 +119,7 @@ class PathsSection(_Section):
 
     @model_validator(mode="after")
     def _output_inside_input(self) -> PathsSection:
-        if not PurePosixPath(self.output).is_relative_to(self.input) or self.output == self.input:
-            raise ValueError(
-                f"the output datastore {self.output!r} must be a subfolder of the input "
-                f"datastore {self.input!r}, e.g. '{self.input}/run_dump'"
-            )
+        check_output(self.output, self.input)
         return self
 
 
@@ -104,9 +136,15 @@ class RepoSection(_Section):
 class RecordStoreSection(_Section):
     url: str = ".smt/records"
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_store_url(value)
+
 
 class SlurmSection(_Section):
-    """Defaults of ``smttask run --executor slurm``."""
+    """Resources of each SLURM array element: the defaults of ``smttask run --executor
+    slurm`` (``[executor.slurm]``), which its options override."""
 
     partition: str | None = None
     time: str = "1:00:00"  # per task file: HH:MM:SS, MM:SS or minutes
@@ -120,6 +158,14 @@ class SlurmSection(_Section):
     def _time(cls, value: str) -> str:
         minutes(value)
         return value
+
+    def with_overrides(self, **overrides: Any) -> SlurmSection:
+        """These options with the given ones replaced (None: keep), validated."""
+        data = {**self.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        try:
+            return SlurmSection.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(_describe(exc).removeprefix(f"{CONFIG_FILE}: ")) from None
 
 
 def minutes(value: str) -> int:
@@ -371,9 +417,7 @@ def _write_dirty(project: Project, dirs: list[str]) -> None:
         ProjectConfig.model_validate(tomllib.loads(text))
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _fs.replace(path, text)
     _found.clear()
 
 

@@ -17,7 +17,8 @@ from pydantic import ConfigDict, Field, create_model
 
 from .errors import TaskDefinitionError
 from .outputs import OutputSpec
-from .task import Memoized, Recorded, RecordedIterative, Task, TaskOutput, UnpureMemoized
+from .recorded import Recorded, RecordedIterative
+from .task import Memoized, Task, TaskOutput, UnpureMemoized
 
 __all__ = ["MemoizedTask", "RecordedIterativeTask", "RecordedTask", "UnpureMemoizedTask"]
 
@@ -51,7 +52,8 @@ def _inputs_model(name: str, params: list[inspect.Parameter], hints: dict) -> ty
             )
         if p.name in _RESERVED or p.name.startswith("_"):
             raise TaskDefinitionError(f"{name}: '{p.name}' cannot be an input name (reserved)")
-        annotation = Annotated[Union[Task, hints[p.name]], Field(union_mode="left_to_right")]  # noqa: UP007
+        declared: Any = hints[p.name]
+        annotation = Annotated[Union[Task, declared], Field(union_mode="left_to_right")]  # noqa: UP007
         default = ... if p.default is p.empty else p.default
         fields[p.name] = (annotation, default)
     return create_model(
@@ -123,7 +125,7 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
         "_func": staticmethod(call),
         "_bound": isinstance(obj, type),
         "_memo": {},
-        "_input_types": {n: hints[n] for n in inputs.model_fields},
+        "_input_types": {n: hints[n] for n in inputs.model_fields},  # type: ignore[attr-defined]
         "__module__": obj.__module__,
         "__qualname__": name,
         "__doc__": obj.__doc__,

@@ -37,12 +37,20 @@ import json
 import uuid
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import xxhash
 
-__all__ = ["DIGEST_LENGTH", "SCHEME", "array_fingerprint", "canonical", "compute", "encode"]
+__all__ = [
+    "DIGEST_LENGTH",
+    "SCHEME",
+    "Upstream",
+    "array_fingerprint",
+    "canonical",
+    "compute",
+    "encode",
+]
 
 SCHEME = "smttask-digest/1"
 DIGEST_LENGTH = 20
@@ -70,7 +78,8 @@ def array_fingerprint(arr: np.ndarray) -> list[Any]:
     from .typing import dtype_to_json
 
     data = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
-    return [dtype_to_json(arr.dtype), list(arr.shape), xxhash.xxh3_128_hexdigest(data)]
+    return [dtype_to_json(arr.dtype), list(arr.shape),
+            xxhash.xxh3_128_hexdigest(data)]  # type: ignore[arg-type]
 
 
 def _float(x: float) -> float:
@@ -94,16 +103,19 @@ def encode(value: Any) -> Any:
     return _encode_other(value)
 
 
-_Task: type | None = None
+class Upstream(Protocol):
+    """What the digest needs of an upstream task: its name and its digest. A task class
+    says it is one with a true ``__smttask_task__`` class attribute."""
+
+    __smttask_task__: bool
+    taskname: str
+
+    @property
+    def digest(self) -> str: ...
 
 
 def _encode_other(value: Any) -> Any:
-    global _Task
-    if _Task is None:
-        from .task import Task  # late: task imports digest
-
-        _Task = Task
-    if isinstance(value, _Task):
+    if getattr(value, "__smttask_task__", False):
         return {"$task": value.taskname, "digest": value.digest}
     if isinstance(value, np.ndarray):
         return {"$ndarray": array_fingerprint(value)}
@@ -120,7 +132,7 @@ def _encode_other(value: Any) -> Any:
     if isinstance(value, np.floating):
         return _float(float(value))
     if isinstance(value, np.complexfloating | complex):
-        return {"$complex": [_float(value.real), _float(value.imag)]}
+        return {"$complex": [_float(float(value.real)), _float(float(value.imag))]}
     if isinstance(value, tuple):
         return {"$tuple": [encode(v) for v in value]}
     if isinstance(value, list):

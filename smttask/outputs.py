@@ -1,37 +1,45 @@
-"""The output datastore: where results are written, linked and found again.
+"""The output datastore: the only module that knows where results live on disk.
 
 - A result is written once at ``<output>/<TaskName>/<digest>_<name>.<ext>`` and never
-  overwritten: a taken name gets ``_2``, ``_3``, … Each file is written under a temporary
-  name, flushed to disk, then given its final name with a hard link, which fails instead
-  of replacing, so two writers can never clobber each other and a crash never leaves a
-  partial file under a result's name.
+  overwritten: a taken name gets ``_2``, ``_3``, … (see :mod:`smttask._fs`).
 - ``<input>/<TaskName>/<digest>_<name>.<ext>`` is a relative symlink to the newest file.
   Lookup goes through these links only: deleting one invalidates a cached result.
 - Array outputs go to binary ``.npy`` files; everything else to JSON.
+- An iterative task's digest ends in ``__<param>_<step>``; its steps share the folder.
+
+:class:`Datastore` holds the two roots; :class:`ResultRef` is one task's result in it
+(its links, files, versions and steps; load and write).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import glob
 import logging
 import os
-import secrets
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
+from . import _fs
 
-from .typing import is_array_type
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
-__all__ = ["OutputSpec", "link_paths", "load", "relink", "type_adapter", "write"]
+    from .config import Project
+
+__all__ = ["Datastore", "OutputSpec", "ResultRef", "output_of", "type_adapter"]
 
 logger = logging.getLogger(__name__)
 
 
-def type_adapter(annotation: Any) -> TypeAdapter:
+def type_adapter(annotation: Any) -> TypeAdapter[Any]:
     """A TypeAdapter that also accepts arbitrary classes (checked by isinstance)."""
+    from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+
     try:
         return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
     except PydanticUserError:  # models and dataclasses carry their own config
@@ -46,117 +54,211 @@ class OutputSpec:
     annotation: Any
 
     @functools.cached_property
-    def adapter(self) -> TypeAdapter:
+    def adapter(self) -> TypeAdapter[Any]:
         return type_adapter(self.annotation)
 
     @functools.cached_property
     def ext(self) -> str:
+        from .typing import is_array_type
+
         return "npy" if is_array_type(self.annotation) else "json"
 
     @functools.cached_property
     def suffix(self) -> str:
         return f"_{self.name}.{self.ext}"
 
-    def filename(self, digest: str) -> str:
-        return digest + self.suffix
+    def filename(self, digest: str, version: int = 1) -> str:
+        """``<digest>_<name>.<ext>``, or ``<digest>_<name>_<version>.<ext>``."""
+        if version == 1:
+            return digest + self.suffix
+        return f"{digest}_{self.name}_{version}.{self.ext}"
 
-    def dump(self, value: Any) -> bytes | np.ndarray:
+    def version_of(self, filename: str, digest: str) -> int | None:
+        """The version number if ``filename`` is a file of this output of ``digest``."""
+        m = self._pattern.fullmatch(filename)
+        if m is None or m["digest"] != digest:
+            return None
+        return int(m["n"]) if m["n"] else 1
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"(?P<digest>.+)_{re.escape(self.name)}(?:_(?P<n>\d+))?"
+                          rf"\.{self.ext}")
+
+    def dump(self, value: Any) -> _fs.Writer:
+        """What to write for ``value``: a writer of ``.npy`` bytes, or JSON bytes."""
         if self.ext == "npy":
-            return np.asarray(value)
+            import numpy as np
+
+            arr = np.asarray(value)
+            return lambda f: np.save(f, arr, allow_pickle=False)
         return self.adapter.dump_json(value)
 
-    def read(self, path: str) -> Any:
+    def read(self, path: str | os.PathLike[str]) -> Any:
+        """Load and validate one saved value."""
         if self.ext == "npy":
+            import numpy as np
+
             return self.adapter.validate_python(np.load(path, allow_pickle=False))
         with open(path, "rb") as f:
             return self.adapter.validate_json(f.read())
 
 
-def link_paths(input_dir: Path, taskname: str, digest: str, specs: list[OutputSpec]) -> list[Path]:
-    folder = input_dir / taskname
-    return [folder / spec.filename(digest) for spec in specs]
+@dataclass(frozen=True)
+class Datastore:
+    """The input datastore (where results are found) and the output datastore inside it."""
+
+    input_dir: Path
+    output_dir: Path
+
+    @classmethod
+    def of(cls, project: Project) -> Datastore:
+        return cls(project.input_dir, project.output_dir)
+
+    def result(self, taskname: str, digest: str, specs: tuple[OutputSpec, ...] | list[OutputSpec]
+               ) -> ResultRef:
+        return ResultRef(self, taskname, digest, tuple(specs))
+
+    def output_file(self, key: str) -> Path:
+        """The file of a record's output data key (relative to the output datastore)."""
+        return self.output_dir / key
+
+    def links_of(self, taskname: str, digest: str) -> list[Path]:
+        """Every result link of ``digest``, whatever its outputs (for maintenance)."""
+        folder = self.input_dir / taskname
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob(f"{glob.escape(digest)}_*") if p.is_symlink())
+
+    def versions_of(self, link: Path) -> list[Path]:
+        """The files in the output datastore that ``link`` may point at (its ``_N``
+        versions), whether or not it points at them now."""
+        stem, _, ext = link.name.rpartition(".")
+        folder = self.output_dir / link.parent.name
+        pattern = re.compile(rf"{re.escape(stem)}(?:_\d+)?\.{re.escape(ext)}")
+        return sorted(p for p in folder.glob(f"{glob.escape(stem)}*.{ext}")
+                      if pattern.fullmatch(p.name))
 
 
-def load(
-    input_dir: Path, taskname: str, digest: str, specs: list[OutputSpec]
-) -> dict[str, Any] | None:
-    """The saved outputs, or None if any is missing or unreadable."""
-    values = {}
-    folder = f"{input_dir}{os.sep}{taskname}{os.sep}{digest}"  # plain strings: a hot path
-    for spec in specs:
-        path = folder + spec.suffix
+@dataclass(frozen=True)
+class ResultRef:
+    """One task's result in a datastore: found through its links, written once."""
+
+    store: Datastore
+    taskname: str
+    digest: str
+    specs: tuple[OutputSpec, ...]
+
+    @property
+    def link_folder(self) -> Path:
+        return self.store.input_dir / self.taskname
+
+    @property
+    def file_folder(self) -> Path:
+        return self.store.output_dir / self.taskname
+
+    def link(self, spec: OutputSpec) -> Path:
+        """Where the link to the newest file of ``spec`` lives."""
+        return self.link_folder / spec.filename(self.digest)
+
+    @property
+    def links(self) -> list[Path]:
+        return [self.link(spec) for spec in self.specs]
+
+    @property
+    def on_disk(self) -> bool:
+        """True if every output's link leads to an existing file."""
+        return all(p.exists() for p in self.links)
+
+    def files(self) -> list[Path]:
+        """The real files the links point at (only those that exist)."""
+        return [p.resolve() for p in self.links if p.exists()]
+
+    def versions(self, spec: OutputSpec) -> list[Path]:
+        """Every file written for ``spec`` of this digest, oldest version first."""
         try:
-            values[spec.name] = spec.read(path)
+            names = os.listdir(self.file_folder)
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError, ValidationError) as exc:
-            logger.warning("ignoring unreadable result %s: %s", path, exc)
-            return None
-    return values
+            return []
+        found = [(n, name) for name in names
+                 if (n := spec.version_of(name, self.digest)) is not None]
+        return [self.file_folder / name for _, name in sorted(found)]
 
+    def load(self) -> dict[str, Any] | None:
+        """The saved outputs, or None if any is missing or unreadable."""
+        from pydantic import ValidationError
 
-def _write_tmp(folder: Path, data: bytes | np.ndarray) -> Path:
-    tmp = folder / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
-    with open(tmp, "xb") as f:
-        if isinstance(data, np.ndarray):
-            np.save(f, data, allow_pickle=False)
-        else:
-            f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return tmp
+        values = {}
+        folder = f"{self.link_folder}{os.sep}{self.digest}"  # plain strings: a hot path
+        for spec in self.specs:
+            path = folder + spec.suffix
+            try:
+                values[spec.name] = spec.read(path)
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError, EOFError, ValidationError) as exc:
+                logger.warning("ignoring unreadable result %s: %s", path, exc)
+                return None
+        return values
 
+    def write(self, values: dict[str, Any]) -> list[Path]:
+        """Write every output under a fresh name, then point the links at them; the files."""
+        folder = self.file_folder
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:  # every file complete before any is named
+            tmps = [stack.enter_context(_fs.temporary(folder, spec.dump(values[spec.name])))
+                    for spec in self.specs]
+            written = [_fs.link_first_free(tmp, self._names(spec))
+                       for spec, tmp in zip(self.specs, tmps, strict=True)]
+        for spec, target in zip(self.specs, written, strict=True):
+            self.relink(spec, target)
+        return written
 
-def _claim(tmp: Path, folder: Path, stem: str, ext: str) -> Path:
-    """Give ``tmp`` the first free name ``stem.ext``, ``stem_2.ext``, … without overwriting."""
-    n = 1
-    while True:
-        target = folder / (f"{stem}.{ext}" if n == 1 else f"{stem}_{n}.{ext}")
+    def _names(self, spec: OutputSpec) -> Iterator[Path]:
+        n = 1
+        while True:
+            yield self.file_folder / spec.filename(self.digest, n)
+            n += 1
+
+    def relink(self, spec: OutputSpec, target: Path) -> Path:
+        """Point the link of ``spec`` at ``target``; a real file in its way is kept aside."""
+        link = self.link(spec)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.exists() and not link.is_symlink():
+            n = 2
+            while (aside := link.with_name(f"{link.name}.kept_{n}")).exists():
+                n += 1
+            logger.warning("moving the file in the way of a result link to %s", aside)
+            os.rename(link, aside)
+        _fs.symlink(link, target)
+        return link
+
+    def unlink(self, spec: OutputSpec) -> None:
+        self.link(spec).unlink(missing_ok=True)
+
+    # --- iterative tasks: digests ``<hash>__<param>_<step>`` --------------------------------
+
+    def step(self, param: str, step: int) -> ResultRef:
+        """The result of the same iterative task at another step."""
+        base = self.digest.split("__", 1)[0]
+        return ResultRef(self.store, self.taskname, f"{base}__{param}_{step}", self.specs)
+
+    def saved_steps(self, param: str) -> list[int]:
+        """Steps with a link on disk (complete or not), largest first."""
+        prefix = self.digest.split("__", 1)[0] + f"__{param}_"
         try:
-            os.link(tmp, target)
-        except FileExistsError:
-            n += 1
-            continue
-        os.unlink(tmp)
-        return target
+            names = os.listdir(self.link_folder)
+        except FileNotFoundError:
+            return []
+        steps = {int(m[1]) for name in names if name.startswith(prefix)
+                 and (m := re.match(r"(\d+)_", name[len(prefix):]))}
+        return sorted(steps, reverse=True)
 
 
-def relink(link: Path, target: Path) -> None:
-    """Point ``link`` at ``target`` (relative), atomically; a real file in the way is kept aside."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.exists() and not link.is_symlink():
-        n = 2
-        while (aside := link.with_name(f"{link.name}.kept_{n}")).exists():
-            n += 1
-        logger.warning("moving the file in the way of a result link to %s", aside)
-        os.rename(link, aside)
-    rel = os.path.relpath(target, link.parent)
-    tmp = link.with_name(f".tmp-link-{os.getpid()}-{secrets.token_hex(6)}")
-    os.symlink(rel, tmp)
-    os.replace(tmp, link)
-
-
-def write(
-    output_dir: Path,
-    input_dir: Path,
-    taskname: str,
-    digest: str,
-    specs: list[OutputSpec],
-    values: dict[str, Any],
-) -> list[Path]:
-    """Write every output, then point the input-datastore links at them; the real paths."""
-    folder = output_dir / taskname
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    tmps: list[Path] = []
-    try:
-        for spec in specs:
-            tmps.append(_write_tmp(folder, spec.dump(values[spec.name])))
-        for spec, tmp in zip(specs, tmps, strict=True):
-            written.append(_claim(tmp, folder, f"{digest}_{spec.name}", spec.ext))
-    finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
-    for link, target in zip(link_paths(input_dir, taskname, digest, specs), written, strict=True):
-        relink(link, target)
-    return written
+def output_of(path: Path, digest: str, specs: tuple[OutputSpec, ...] | list[OutputSpec]
+              ) -> OutputSpec | None:
+    """The output spec that file ``path`` (in the output datastore) holds, for ``digest``."""
+    for spec in specs:
+        if spec.version_of(path.name, digest) is not None:
+            return spec
+    return None

@@ -12,16 +12,20 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import DirtyRepositoryError, TaskDefinitionError
+from .errors import DirtyRepositoryError, GitError, TaskDefinitionError
 
 __all__ = [
+    "Checked",
     "RepoState",
     "code_location",
+    "commit_all",
     "diff",
     "git_user",
+    "in_repository",
     "pin",
     "repo_root",
     "require_recordable",
@@ -29,30 +33,39 @@ __all__ = [
 ]
 
 
-def _git(cwd: Path | str, *args: str) -> str:
+def _run(cwd: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
-        )
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              check=False)
     except FileNotFoundError:
-        raise DirtyRepositoryError("git is not installed; recorded runs need git") from None
+        raise GitError("git is not installed; smttask needs git to pin the code of each "
+                       "run (apt-get install git)") from None
+
+
+def _git(cwd: Path | str, *args: str) -> str:
+    proc = _run(cwd, *args)
     if proc.returncode != 0:
         msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "git failed"
-        raise DirtyRepositoryError(f"git {args[0]} in {cwd}: {msg}")
+        raise GitError(f"git {args[0]} in {cwd}: {msg}")
     return proc.stdout
 
 
 @functools.cache
 def repo_root(path: Path) -> Path:
     """The top folder of the git repository containing ``path``."""
-    try:
-        out = _git(path, "rev-parse", "--show-toplevel")
-    except DirtyRepositoryError:
-        raise DirtyRepositoryError(
+    proc = _run(path, "rev-parse", "--show-toplevel")
+    if proc.returncode != 0:
+        raise GitError(
             f"{path} is not inside a git repository; run `git init` and commit your code "
             "(recorded runs pin the commit that produced each result)"
-        ) from None
-    return Path(out.strip()).resolve()
+        )
+    return Path(proc.stdout.strip()).resolve()
+
+
+def in_repository(path: Path) -> bool:
+    """True if ``path`` (or, when it does not exist yet, its parent) is in a git repository."""
+    probe = path if path.exists() else path.parent
+    return _run(probe, "rev-parse", "--show-toplevel").returncode == 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,28 @@ class RepoState:
     def clean(self) -> bool:
         return not self.blocking
 
+    def verdict(self, on_changed: str) -> str:
+        """May a run be recorded now? ("yes", or "no" and why), as ``project info`` says."""
+        if self.commit is None:
+            text = "no: commit your code first"
+        elif self.blocking and on_changed == "error":
+            text = "no, blocked by: " + ", ".join(self.blocking)
+        elif self.blocking:
+            text = "yes, recording the diff of: " + ", ".join(self.blocking)
+        else:
+            text = "yes"
+        if self.tolerated:
+            text += f" (tolerated in dirty directories: {', '.join(self.tolerated)})"
+        return text
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A repository state that allows recording, with the diff to record (or '')."""
+
+    state: RepoState
+    diff: str = ""
+
 
 def _under(path: str, dirs: list[PurePosixPath]) -> bool:
     p = PurePosixPath(path.rstrip("/"))
@@ -81,7 +116,7 @@ def _has_python(path: Path) -> bool:
 
 
 def state(
-    path: Path, dirty_directories: list[str] = (), code_paths: list[str] = ()
+    path: Path, dirty_directories: Sequence[str] = (), code_paths: Sequence[str] = ()
 ) -> RepoState:
     """Parse ``git status`` once: the commit, blocking and tolerated paths.
 
@@ -125,16 +160,16 @@ def state(
     return RepoState(root=root, commit=commit, blocking=blocking, tolerated=tolerated)
 
 
-def diff(root: Path, dirty_directories: list[str] = ()) -> str:
+def diff(root: Path, dirty_directories: Sequence[str] = ()) -> str:
     """``git diff HEAD`` without the dirty directories."""
     excludes = [f":(exclude){d}" for d in dirty_directories]
     return _git(root, "diff", "HEAD", "--no-color", "--", ".", *excludes)
 
 
-_pinned: tuple[RepoState, str] | None = None
+_pinned: Checked | None = None
 
 
-def pin(checked: tuple[RepoState, str] | None) -> None:
+def pin(checked: Checked | None) -> None:
     """Reuse one checked state for every later run in this process (a batch checks once)."""
     global _pinned
     _pinned = checked
@@ -156,14 +191,14 @@ def code_location(module_name: str, root: Path) -> tuple[Path, str]:
 
 
 def require_recordable(
-    path: Path, dirty_directories: list[str], code_paths: list[str], on_changed: str
-) -> tuple[RepoState, str]:
+    path: Path, dirty_directories: Sequence[str], code_paths: Sequence[str], on_changed: str
+) -> Checked:
     """The repo state and the diff to record, or DirtyRepositoryError.
 
     Under ``on_changed="error"`` blocking changes raise; under ``"store-diff"`` they are
     returned as a diff (dirty directories excluded) and the run may go on.
     """
-    if _pinned is not None and _pinned[0].root == repo_root(Path(path).resolve()):
+    if _pinned is not None and _pinned.state.root == repo_root(Path(path).resolve()):
         return _pinned
     st = state(path, dirty_directories, code_paths)
     if st.commit is None:
@@ -172,9 +207,9 @@ def require_recordable(
             "(each record pins the commit that produced it)"
         )
     if not st.blocking:
-        return st, ""
+        return Checked(st)
     if on_changed == "store-diff":
-        return st, diff(st.root, dirty_directories)
+        return Checked(st, diff(st.root, dirty_directories))
     shown = ", ".join(st.blocking[:10]) + (" …" if len(st.blocking) > 10 else "")
     raise DirtyRepositoryError(
         f"uncommitted changes block recording: {shown}. Commit them, or mark their folder "
@@ -186,7 +221,17 @@ def require_recordable(
 @functools.cache
 def git_user(root: Path) -> str:
     """``Name <email>`` of the git author (config or GIT_AUTHOR_* variables), or ''."""
-    proc = subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], cwd=root, capture_output=True,
-                          text=True)
+    proc = _run(root, "var", "GIT_AUTHOR_IDENT")
     ident = proc.stdout.strip()
     return ident.rsplit(" ", 2)[0] if proc.returncode == 0 and ident else ""
+
+
+def commit_all(root: Path, message: str) -> str | None:
+    """``git init`` (if needed), add everything and commit; the commit, or None when git
+    cannot commit (no user name or email configured)."""
+    if not (root / ".git").exists():
+        _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    if _run(root, "commit", "-q", "-m", message).returncode != 0:
+        return None
+    return _git(root, "rev-parse", "HEAD").strip()

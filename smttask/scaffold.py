@@ -14,17 +14,16 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from . import config
+from . import config, repo
 from .errors import ScaffoldError
 
 __all__ = ["TEMPLATES", "Answers", "InitReport", "ask", "init", "template_dir"]
@@ -64,23 +63,6 @@ def package_name(project_name: str) -> str:
 
 # --- answers -----------------------------------------------------------------------------
 
-def check_name(value: str) -> str:
-    if not config.NAME_PATTERN.match(value):
-        raise ValueError(f"{value!r} is not a valid project name: use letters, digits, '_', "
-                         "'-' and spaces, starting with a letter or digit")
-    return value
-
-
-def check_store(value: str) -> str:
-    if "://" in value:
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("a record store is a SQLite file path or a postgresql:// URL")
-        return value
-    if not value.strip():
-        raise ValueError("give a file path, e.g. .smt/records")
-    return value
-
-
 class Answers(BaseModel):
     """Everything ``init`` needs; validated like smttask.toml."""
 
@@ -99,12 +81,12 @@ class Answers(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return check_name(value)
+        return config.check_name(value)
 
     @field_validator("record_store")
     @classmethod
     def _store(cls, value: str) -> str:
-        return check_store(value)
+        return config.check_store_url(value)
 
     @field_validator("input", "output", "tasks")
     @classmethod
@@ -118,7 +100,7 @@ class Answers(BaseModel):
 
     @model_validator(mode="after")
     def _output_inside_input(self) -> Answers:
-        check_output(self.output, self.input)
+        config.check_output(self.output, self.input)
         return self
 
     def toml(self) -> str:
@@ -126,14 +108,6 @@ class Answers(BaseModel):
             self.name, input=self.input, output=self.output, tasks=self.tasks,
             on_changed=self.on_changed, dirty_directories=self.dirty_directories,
             record_store=self.record_store)
-
-
-def check_output(output: str, input: str) -> str:
-    out = config.normalise_relpath(output)
-    if out == input or not PurePosixPath(out).is_relative_to(input):
-        raise ValueError(f"the output datastore must be a subfolder of the input datastore "
-                         f"{input!r}, e.g. '{input}/run_dump'")
-    return out
 
 
 def _explain(exc: ValidationError) -> str:
@@ -159,20 +133,14 @@ OPTION_OF = {
 }
 
 
-def _in_repo(dest: Path) -> bool:
-    probe = dest if dest.exists() else dest.parent
-    proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=probe,
-                          capture_output=True, text=True)
-    return proc.returncode == 0
-
-
 def defaults(dest: Path) -> dict[str, Any]:
     empty = not dest.exists() or not any(p.name != ".git" for p in dest.iterdir())
     template = "package" if empty else "minimal"
     name = re.sub(r"[^\w\- ]", "-", dest.resolve().name).lstrip("-_ ") or "project"
     return {"name": name, "template": template, "input": "data", "output": "data/run_dump",
             "dirty_directories": list(TEMPLATES[template].dirty_suggestions[:2]),
-            "on_changed": "error", "record_store": ".smt/records", "git": not _in_repo(dest)}
+            "on_changed": "error", "record_store": ".smt/records",
+            "git": not repo.in_repository(dest)}
 
 
 def _validator(check: Callable[[str], Any]) -> Callable[[str], bool | str]:
@@ -204,7 +172,7 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
             values[key] = questionary.text(message, default=str(values[key]),
                                            validate=_validator(check)).unsafe_ask().strip()
 
-    text("name", "Project name:", check_name)
+    text("name", "Project name:", config.check_name)
     if given.get("template") is None:
         values["template"] = questionary.select(
             "Template:", default=values["template"],
@@ -215,7 +183,7 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
     if given.get("output") is None:
         values["output"] = f"{values['input']}/run_dump"
     text("output", "Output datastore (results are written here; inside the input one):",
-         lambda v: check_output(v, values["input"]))
+         lambda v: config.check_output(v, values["input"]))
     if given.get("dirty_directories") is None:
         suggestions = TEMPLATES[values["template"]].dirty_suggestions
         chosen = questionary.checkbox(
@@ -233,7 +201,8 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
                 questionary.Choice("error: refuse to record (commit first)", value="error"),
                 questionary.Choice("store-diff: record the diff and run", value="store-diff"),
             ]).unsafe_ask()
-    text("record_store", "Record store (SQLite file, or a postgresql:// URL):", check_store)
+    text("record_store", "Record store (SQLite file, or a postgresql:// URL):",
+         config.check_store_url)
     if given.get("git") is None and values["git"]:
         values["git"] = questionary.confirm(
             "No git repository here: create one with a first commit?", default=True
@@ -371,11 +340,14 @@ def init(dest: str | os.PathLike[str], answers: Answers) -> InitReport:
         if not project.smt_dir.exists():
             undo.created(project.smt_dir)
         provenance.bootstrap(project)
-        if answers.git and not _in_repo(dest):
+        if answers.git and not repo.in_repository(dest):
             undo.created(dest / ".git")
             report.git_created = True
-            report.commit = _first_commit(dest, answers.name, report)
-        elif not answers.git and not _in_repo(dest):
+            report.commit = repo.commit_all(dest, f"Start the {answers.name} project with smttask")
+            if report.commit is None:
+                report.notes.append("created the git repository but could not commit (set "
+                                    "`git config user.name` and `user.email`, then commit)")
+        elif not answers.git and not repo.in_repository(dest):
             report.notes.append("no git repository: run `git init` and commit before "
                                 "recording runs")
         else:
@@ -402,21 +374,6 @@ def _merge_gitignore(dest: Path, lines: list[str], undo: _Undo) -> list[str]:
     blank = "\n" if existing else ""
     path.write_text(existing + sep + blank + GITIGNORE_HEADER + "\n" + "\n".join(missing) + "\n")
     return missing
-
-
-def _first_commit(dest: Path, name: str, report: InitReport) -> str | None:
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=dest, capture_output=True, text=True)
-
-    if git("init", "-q").returncode != 0:
-        raise ScaffoldError(f"git init failed in {dest}")
-    git("add", "-A")
-    done = git("commit", "-q", "-m", f"Start the {name} project with smttask")
-    if done.returncode != 0:
-        report.notes.append("created the git repository but could not commit (set "
-                            "`git config user.name` and `user.email`, then commit)")
-        return None
-    return git("rev-parse", "HEAD").stdout.strip()
 
 
 def interactive_terminal() -> bool:

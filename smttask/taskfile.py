@@ -22,16 +22,18 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from . import _fs
 from .errors import ProjectNotFoundError, TaskFileError, TaskInputError
 from .outputs import type_adapter
 from .task import Task
 
-__all__ = ["FORMAT", "SUFFIX", "describe", "describe_json", "load", "save"]
+__all__ = ["FORMAT", "SUFFIX", "collect", "describe", "describe_json", "load", "save"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def describe(task: Task) -> dict[str, Any]:
         if isinstance(value, Task):
             inputs[name] = describe(value)
         else:
-            inputs[name] = _input_adapter(cls, name).dump_python(value, mode="json")
+            inputs[name] = _input_adapter(cls, name).dump_python(value, mode="json")  # type: ignore[arg-type]
     return {
         "smttask": FORMAT,
         "taskname": task.taskname,
@@ -93,21 +95,11 @@ def describe_json(task: Task) -> str:
 
 
 def _write_new(path: Path, text: str, overwrite: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    tmp.write_bytes(text.encode("utf-8"))
-    try:
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            if path.read_text(encoding="utf-8") != text:
-                raise TaskFileError(
-                    f"{path} exists with a different content; pass overwrite=True to replace it"
-                ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    if overwrite:
+        _fs.replace(path, text)
+    elif not _fs.create(path, text) and path.read_text(encoding="utf-8") != text:
+        raise TaskFileError(
+            f"{path} exists with a different content; pass overwrite=True to replace it")
 
 
 def save(task: Task, path: str | Path = "tasks", *, overwrite: bool = False) -> Path:
@@ -201,3 +193,15 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, .
     except json.JSONDecodeError as exc:
         raise TaskFileError(f"{where}: not valid JSON: {exc}") from None
     return _build(desc, allowed, where)
+
+
+def collect(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Task files named or found (recursively, sorted) in folders; duplicates dropped."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(p.rglob(f"*{SUFFIX}")))
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    return [f for f in found if not (f.resolve() in seen or seen.add(f.resolve()))]  # type: ignore[func-returns-value]

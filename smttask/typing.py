@@ -136,7 +136,7 @@ def is_array_type(tp: Any) -> bool:
 
 def dtype_to_json(dt: np.dtype) -> Any:
     """A lossless JSON form: ``dtype.str``, or a dict for structured and sub-array dtypes."""
-    if dt.fields is not None:
+    if dt.fields is not None and dt.names is not None:
         return {
             "names": list(dt.names),
             "formats": [dtype_to_json(dt.fields[n][0]) for n in dt.names],

@@ -172,7 +172,8 @@ def _dist_from_json(data: Mapping[str, Any]) -> Any:
 def _adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
     """Validates one value of a field: its type and constraints (not its field validators)."""
     field = cls.model_fields[name]
-    tp = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    tp: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata \
+        else field.annotation
     try:
         return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
     except pydantic.PydanticUserError:  # a BaseModel type brings its own config

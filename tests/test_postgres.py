@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smttask import provenance, runner
+from smttask import RecordStoreError, provenance
+from smttask import batch as batches
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
 
@@ -45,7 +46,7 @@ def test_eight_workers_lose_no_record(proj, postgres):
     use_store(proj, postgres.createdb(db))
     tasks = proj.module(TASKS)
     paths = [tasks.cube(x=x).save(proj.root / "tasks") for x in range(48)]
-    batch = runner.run(paths, jobs=8)
+    batch = batches.run(paths, jobs=8)
     assert batch.ok and batch.count("ran") == 48
     labels = provenance.labels(proj.project)
     assert len(labels) == 48 == len(set(labels))
@@ -83,7 +84,7 @@ def test_unreachable_server_is_one_clear_line(proj, postgres):
     use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{free_port()}/nowhere")
     proj.module(TASKS)
     proc = proj.cli("store", "list")
-    assert proc.returncode == 1
+    assert proc.returncode == RecordStoreError.exit_code == 6
     assert proc.stderr.startswith("Error: cannot open the record store postgresql://"
                                   "scientist:***@127.0.0.1")
     assert proc.stderr.count("\n") == 1 and "s3cret-pw" not in proc.stderr

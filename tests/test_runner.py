@@ -1,4 +1,4 @@
-"""`smttask run` and `smttask.runner.run`: batches of task files in a worker pool."""
+"""`smttask run` and `smttask.batch.run`: batches of task files in a worker pool."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smttask import DirtyRepositoryError, provenance, runner
+from smttask import DirtyRepositoryError, provenance
+from smttask import batch as batches
 
 TASKS = """
 import os, time
@@ -78,7 +79,7 @@ def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):
 def test_workers_have_stable_process_numbers(proj):
     tasks = proj.module(TASKS)
     paths = [tasks.where(x=i).save(proj.root / "tasks") for i in range(8)]
-    batch = runner.run(paths, jobs=2)
+    batch = batches.run(paths, jobs=2)
     assert batch.ok and batch.count("ran") == 8
     seen = {tasks.where(x=i).run() for i in range(8)}
     assert seen <= {1, 2} and seen
@@ -88,7 +89,7 @@ def test_shared_upstream_runs_once(proj):
     tasks = proj.module(TASKS)
     up = tasks.base(n=3)
     paths = [tasks.plus(y=up, z=float(z)).save(proj.root / "tasks") for z in range(6)]
-    batch = runner.run(paths, jobs=2)
+    batch = batches.run(paths, jobs=2)
     assert batch.ok and batch.count("ran") == 7
     assert len(labels_by_tag(proj, "base")) == 1
     assert len(labels_by_tag(proj, "plus")) == 6
@@ -97,7 +98,7 @@ def test_shared_upstream_runs_once(proj):
 def test_failed_upstream_skips_its_dependents(proj):
     tasks = proj.module(TASKS)
     path = tasks.plus(y=tasks.square(x=13), z=1.0).save(proj.root / "tasks")
-    batch = runner.run([path], jobs=2)
+    batch = batches.run([path], jobs=2)
     assert not batch.ok
     states = {j.task.taskname: j.state for j in batch.jobs}
     assert states == {"square": "failed", "plus": "skipped"}
@@ -109,13 +110,13 @@ def test_dirty_repository_refuses_the_whole_batch(proj):
     tasks.square(x=1).save(proj.root / "tasks")
     proj.write(f"{proj.pkg}/tasks.py", TASKS + "\n# uncommitted\n")
     proc = proj.cli("run", "tasks")
-    assert proc.returncode == 1
+    assert proc.returncode == DirtyRepositoryError.exit_code
     assert proc.stderr.startswith("Error: uncommitted changes block recording")
     assert "smttask project dirty add" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (proj.root / ".smt").exists() and not (proj.root / "data").exists()
     with pytest.raises(DirtyRepositoryError):
-        runner.run([proj.root / "tasks"])
+        batches.run([proj.root / "tasks"])
 
 
 def test_no_record_dry_run_clean_and_reason(proj):
@@ -124,9 +125,9 @@ def test_no_record_dry_run_clean_and_reason(proj):
     paths = [tasks.square(x=x).save(folder) for x in (2, 3)]
     dry = proj.cli("run", "--dry-run", "tasks")
     assert dry.returncode == 0 and dry.stdout.count("would run") == 2
-    norec = runner.run(paths, jobs=1, record=False)
+    norec = batches.run(paths, jobs=1, record=False)
     assert norec.ok and not (proj.root / "data").exists()
-    batch = runner.run(paths, jobs=2, reason="second look", keep=False)
+    batch = batches.run(paths, jobs=2, reason="second look", keep=False)
     assert batch.ok and not any(p.exists() for p in paths)
     assert {r.reason for r in labels_by_tag(proj, "square")} == {"second look"}
     paths = [tasks.square(x=x).save(folder) for x in (2, 5)]
@@ -139,10 +140,10 @@ def test_retries_and_fail_fast(proj):
     folder = proj.root / "tasks"
     bad = tasks.square(x=13).save(folder)
     good = [tasks.square(x=x).save(folder) for x in (20, 21, 22)]
-    batch = runner.run([bad], jobs=1, retries=2)
+    batch = batches.run([bad], jobs=1, retries=2)
     assert batch.jobs[0].attempts == 3 and batch.jobs[0].state == "failed"
     assert len(labels_by_tag(proj, "_crashed_")) == 3
-    batch = runner.run([bad, *good], jobs=1, fail_fast=True)
+    batch = batches.run([bad, *good], jobs=1, fail_fast=True)
     assert batch.count("failed") == 1 and batch.count("pending") == 3
 
 
@@ -179,7 +180,7 @@ def test_ctrl_c_kills_running_tasks_cleanly(proj):
 def test_python_api_matches_the_cli(proj):
     tasks = proj.module(TASKS)
     path = tasks.square(x=9).save(proj.root / "tasks")
-    batch = runner.run([path], jobs=2)
+    batch = batches.run([path], jobs=2)
     assert batch.ok and batch.jobs[0].state == "ran" and batch.jobs[0].label
     rec = provenance.get_record(proj.project, batch.jobs[0].label)
     assert json.loads(rec.parameters.pretty())["digest"] == tasks.square(x=9).digest

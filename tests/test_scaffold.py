@@ -11,7 +11,7 @@ import pexpect
 import pytest
 import tomllib
 
-from smttask import ScaffoldError, config, provenance, scaffold
+from smttask import ConfigError, ScaffoldError, config, provenance, scaffold
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
 PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
@@ -191,7 +191,7 @@ def test_failure_during_init_removes_what_was_created(tmp_path):
 
 
 def test_invalid_answers_are_explained():
-    with pytest.raises(ScaffoldError, match="output datastore must be a subfolder"):
+    with pytest.raises(ScaffoldError, match="output datastore 'results' must be a subfolder"):
         scaffold.make_answers(name="p", input="data", output="results")
     with pytest.raises(ScaffoldError, match="postgresql://"):
         scaffold.make_answers(name="p", record_store="mysql://x/y")
@@ -217,13 +217,14 @@ def test_dirty_add_remove_list_keep_comments(proj):
     assert cli("project", "dirty", "remove", "figs", cwd=proj.root).returncode == 0
     assert config.find_project(proj.root).config.repo.dirty_directories == ["reports", "notes"]
     missing = cli("project", "dirty", "remove", "figs", cwd=proj.root)
-    assert missing.returncode == 1 and "figs is not a dirty directory" in missing.stderr
+    assert missing.returncode == ConfigError.exit_code
+    assert "figs is not a dirty directory" in missing.stderr
 
 
 def test_code_folders_cannot_be_dirty_without_force(proj):
     proj.module("X = 1\n")
     proc = cli("project", "dirty", "add", proj.pkg, cwd=proj.root)
-    assert proc.returncode == 1
+    assert proc.returncode == ConfigError.exit_code
     assert "holds Python code of the project" in proc.stderr and "--force" in proc.stderr
     assert proj.pkg not in (proj.root / "smttask.toml").read_text()
     forced = cli("project", "dirty", "add", "--force", proj.pkg, cwd=proj.root)
@@ -246,6 +247,6 @@ def test_info_tells_whether_a_run_may_be_recorded(proj):
 def test_malformed_config_is_one_line(proj):
     proj.write("smttask.toml", '[project]\nname = "x"\n[paths]\noutput = "out"\n')
     proc = cli("project", "info", cwd=proj.root)
-    assert proc.returncode == 1
+    assert proc.returncode == ConfigError.exit_code
     assert proc.stderr.startswith("Error: smttask.toml: paths: the output datastore")
     assert proc.stderr.count("\n") == 1

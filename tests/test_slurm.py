@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from smttask import provenance
+from smttask import ExecutorError, provenance
 from smttask.view import RecordStoreView
 
 TASKS = """
@@ -97,8 +97,10 @@ def test_slurm_defaults_come_from_smttask_toml(proj, slurm):
     tasks = proj.module(TASKS)
     tasks.square(x=4.0).save(proj.root / "tasks")
     out = proj.cli("run", "--executor", "slurm", "tasks")
-    assert out.returncode == 1
-    assert "nosuchpartition" in out.stderr or "partition" in out.stderr.lower()
+    assert out.returncode == ExecutorError.exit_code
+    error = out.stderr.splitlines()[-1]
+    assert error.startswith("Error: SLURM refused the jobs:")
+    assert "Invalid partition name" in error and "Traceback" not in out.stderr
     ok = proj.cli("run", "--executor", "slurm", "--partition", "test", "tasks")
     assert ok.returncode == 0 and "1 ran" in ok.stderr
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smttask import SmttaskError, TaskExecutionError, provenance
+from smttask import SmttaskError, TaskExecutionError, UsageError, provenance
 from smttask.view import RecordStoreView, RSView, parse_when
 
 TASKS = """
@@ -122,7 +122,7 @@ def test_store_show_recreate_and_rerun(filled):
     proj, tasks = filled
     rec = RSView().filter.task("scale").filter.params(eq={"factor": 10.0}).latest
     shown = proj.cli("store", "show", rec.label[:9])
-    assert shown.returncode == 1 and "matches" in shown.stderr  # ambiguous prefix
+    assert shown.returncode == UsageError.exit_code and "matches" in shown.stderr  # ambiguous
     shown = proj.cli("store", "show", rec.label)
     assert shown.returncode == 0
     assert "x.n = 3" in shown.stdout and "factor = 10.0" in shown.stdout

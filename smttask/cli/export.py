@@ -27,7 +27,7 @@ def snakemake(paths: tuple[str, ...], output: Path, imports: tuple[str, ...]) ->
       smttask export snakemake tasks/ && snakemake --cores 4
       smttask export snakemake -o workflow/Snakefile tasks/
     """
-    from .. import runner
+    from ..export import snakefile
 
-    runner.snakefile(paths, allow=imports, target=output)
+    snakefile(paths, allow=imports, target=output)
     click.echo(f"wrote {output}; run `snakemake --cores N` in the project folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -105,7 +106,7 @@ def dirty() -> None:
     """Folders where uncommitted changes never block a recorded run."""
 
 
-def _project_and_repo():  # type: ignore[no-untyped-def]
+def _project_and_repo() -> tuple[Any, Path]:
     from .. import config, repo
 
     proj = config.find_project()
@@ -147,41 +148,8 @@ def dirty_list() -> None:
 @project.command("info")
 def info() -> None:
     """Show the configuration, the record store and whether a run may be recorded now."""
-    from .. import config, provenance, repo
-    from ..errors import SmttaskError
+    from .. import config
+    from ..explain import project_info
 
-    proj = config.find_project()
-    cfg = proj.config
-    rows = [
-        ("project", f"{proj.name} ({proj.root})"),
-        ("input datastore", cfg.paths.input),
-        ("output datastore", cfg.paths.output),
-        ("task files", cfg.paths.tasks),
-        ("dirty directories", ", ".join(cfg.repo.dirty_directories) or "(none)"),
-        ("on uncommitted code", cfg.repo.on_changed),
-    ]
-    try:
-        count = provenance.count(proj)
-        rows.append(("record store", f"{provenance.safe_url(proj.record_store_url)} "
-                                     f"({count} record{'s' if count != 1 else ''})"))
-    except SmttaskError as exc:
-        rows.append(("record store", f"unusable: {exc}"))
-    try:
-        st = repo.state(proj.root, cfg.repo.dirty_directories)
-        head = st.commit[:10] if st.commit else "no commit yet"
-        rows.append(("repository", f"{st.root} at {head}"))
-        if st.commit is None:
-            verdict = "no: commit your code first"
-        elif st.blocking and cfg.repo.on_changed == "error":
-            verdict = "no, blocked by: " + ", ".join(st.blocking)
-        elif st.blocking:
-            verdict = "yes, recording the diff of: " + ", ".join(st.blocking)
-        else:
-            verdict = "yes"
-        if st.tolerated:
-            verdict += f" (tolerated in dirty directories: {', '.join(st.tolerated)})"
-        rows.append(("recorded run now", verdict))
-    except SmttaskError as exc:
-        rows.append(("repository", str(exc)))
-    for key, value in rows:
+    for key, value in project_info(config.find_project()):
         click.echo(f"{key:>20}: {value}")

@@ -150,7 +150,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
       smttask run --dry-run tasks/       what would run, what would load
       smttask run --pdb tasks/a.taskdesc.json   debug a failing task
     """
-    from .. import runner
+    from .. import batch as batches
 
     if show_status:
         _slurm_status()
@@ -163,10 +163,10 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     if executor == "slurm":
         from .. import config
 
-        slurm = runner.SlurmOptions.from_config(
-            config.find_project(), partition=partition, time=time_limit, cpus=cpus, mem=mem,
+        slurm = config.find_project().config.executor.slurm.with_overrides(
+            partition=partition, time=time_limit, cpus=cpus, mem=mem,
             array_parallelism=array_parallelism, tasks_per_job=tasks_per_job)
-    batch = runner.run(
+    batch = batches.run(
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
         reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,
         pdb=use_pdb, allow=imports, on_event=display, executor=executor, slurm=slurm,
@@ -190,9 +190,9 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
 
 
 def _slurm_status() -> None:
-    from .. import runner
+    from ..executors import slurm
 
-    rows = runner.slurm_status()
+    rows = slurm.status()
     for row in rows:
         extra = f"  record {row['label']}" if row["label"] else ""
         error = f"  {row['error']}" if row["error"] else ""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 __all__ = ["smt"]
@@ -28,10 +26,4 @@ def smt(command: str, args: tuple[str, ...]) -> None:
     """
     from .. import config, provenance
 
-    project = config.find_project()
-    if not provenance.project_file_in_step(project):
-        provenance.bootstrap(project)  # .smt/ follows smttask.toml
-    from sumatra import commands
-
-    os.chdir(project.root)
-    getattr(commands, command)(list(args))
+    provenance.run_smt_command(config.find_project(), command, list(args))

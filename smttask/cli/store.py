@@ -48,21 +48,13 @@ def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tu
       smttask store list --task analyze --since 3d
       smttask store list --status crashed --limit 0 --json
     """
-    from .. import config, provenance
-    from ..view import RecordView, parse_when
+    from ..provenance import Query
+    from ..view import RecordStoreView, parse_when
 
-    project = config.find_project()
-    exact = {"task": set(tasks), "status": set(statuses)}
-    pushed = tuple(tags) + tuple(tasks if len(tasks) == 1 else ()) + tuple(
-        f"_{s}_" for s in (statuses if len(statuses) == 1 else ()))
-    several = len(tasks) > 1 or len(statuses) > 1
-    rows = provenance.rows(
-        project, since=parse_when(since) if since else None,
-        until=parse_when(until) if until else None, tags=pushed,
-        limit=None if several or not limit else limit + 1)
-    records = [RecordView(r, project) for r in rows]
-    records = [r for r in records if (not tasks or r.taskname in exact["task"])
-               and (not statuses or r.status in exact["status"])]
+    query = Query(since=parse_when(since) if since else None,
+                  until=parse_when(until) if until else None, tags=tags, tasks=tasks,
+                  statuses=statuses, limit=limit + 1 if limit else None)
+    records = list(RecordStoreView.select(query))
     more = bool(limit) and len(records) > limit
     if limit:
         records = records[:limit]
@@ -101,26 +93,23 @@ def show(label: str) -> None:
         text = str(value).replace("\n", "\n" + " " * 12)
         click.echo(f"{key:>10}: {text}")
     click.echo("    inputs:")
-    from ..view import _flatten, _summary
+    from ..view import flatten_inputs, summarize
 
-    for name, value in _flatten(rec.inputs).items():
-        click.echo(f"      {name} = {_summary(value)!r}")
+    for name, value in flatten_inputs(rec.inputs).items():
+        click.echo(f"      {name} = {summarize(value)!r}")
     click.echo("   outputs:")
     for path in rec.output_files:
         state = "" if path.exists() else "   (deleted)"
         click.echo(f"      {path}{state}")
-    from .. import provenance
-
-    full = provenance.get_record(rec.project, rec.label)
-    deps = ", ".join(f"{d.name} {d.version}" for d in full.dependencies)
-    click.echo(f"  packages: {deps}")
-    for pf in full.platforms:
-        click.echo(f"  platform: {pf.system_name} {pf.release} {pf.machine} on {pf.network_name}")
-    if full.diff:
-        click.echo("      diff:\n" + "\n".join("      " + ln for ln in full.diff.splitlines()))
-    if full.stdout_stderr:
+    more = rec.details()
+    click.echo("  packages: " + ", ".join(f"{name} {version}" for name, version in more.packages))
+    for platform in more.platforms:
+        click.echo(f"  platform: {platform}")
+    if more.diff:
+        click.echo("      diff:\n" + "\n".join("      " + ln for ln in more.diff.splitlines()))
+    if more.stdout_stderr:
         click.echo("    output:\n" + "\n".join("      " + ln
-                                                for ln in full.stdout_stderr.splitlines()))
+                                                for ln in more.stdout_stderr.splitlines()))
 
 
 @store.command("find-output")
@@ -128,13 +117,12 @@ def show(label: str) -> None:
 @click.option("--import", "imports", multiple=True, metavar="PKG")
 def find_output(taskfile: str, imports: tuple[str, ...]) -> None:
     """Print the files holding TASKFILE's results (exit 1 if not computed)."""
-    from .. import config, outputs
+    from .. import config
+    from ..outputs import Datastore
     from ..taskfile import load
 
-    project = config.find_project()
     task = load(taskfile, allow=imports)
-    links = outputs.link_paths(project.input_dir, task.taskname, task.digest,
-                               list(task.output_specs))
+    links = task.result_ref(Datastore.of(config.find_project())).links  # type: ignore[attr-defined]
     missing = [p for p in links if not p.exists()]
     for link in links:
         if link.exists():
@@ -164,7 +152,7 @@ def rebuild() -> None:
     Use it after deleting links, or after an upgrade changed the digests. Archived files
     are never moved or deleted.
     """
-    from ..view import rebuild_links
+    from ..maintenance import rebuild_links
 
     report = rebuild_links(_view())
     for reason in report.skipped:
@@ -177,7 +165,7 @@ def rebuild() -> None:
 @click.option("--import", "imports", multiple=True, metavar="PKG")
 def create_surrogates(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
     """Make records for results found on disk that no record claims."""
-    from ..view import create_surrogates as make
+    from ..maintenance import create_surrogates as make
 
     labels = make(paths, allow=imports)
     for label in labels:
@@ -197,13 +185,13 @@ def delete(labels: tuple[str, ...], since: str | None, dry_run: bool, keep_files
     A link to a deleted file is pointed at the newest remaining file of the same result,
     or removed. Without --no-dry-run nothing is changed.
     """
-    from ..errors import SmttaskError
-    from ..view import delete as do_delete
-    from ..view import plan_deletion
+    from ..errors import UsageError
+    from ..maintenance import delete as do_delete
+    from ..maintenance import plan_deletion
 
     view = _view()
     if not labels and not since:
-        raise SmttaskError("name the records to delete (labels) or give --since DATE")
+        raise UsageError("name the records to delete (labels) or give --since DATE")
     records = [view.get(label) for label in labels]
     if since:
         records += list(view.filter.after(since))
@@ -223,11 +211,9 @@ def delete(labels: tuple[str, ...], since: str | None, dry_run: bool, keep_files
 @click.option("--import", "imports", multiple=True, metavar="PKG")
 def status(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
     """For each task file: is its result on disk, and if not, why not."""
-    from ..runner import collect
-    from ..view import status as get_status
+    from ..explain import status as get_status
 
-    found = collect(paths)
-    for path, st in zip(found, get_status(found, allow=imports), strict=True):
+    for path, st in get_status(paths, allow=imports):
         mark = "on disk " if st.on_disk else "will run"
         click.echo(f"{mark}  {path}: {st.explanation}")
 
@@ -238,8 +224,8 @@ def status(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
 def why(taskfile: str, imports: tuple[str, ...]) -> None:
     """Explain whether TASKFILE will run or load, and which inputs differ from the
     closest record."""
+    from ..explain import explain
     from ..taskfile import load
-    from ..view import explain
 
     st = explain(load(taskfile, allow=imports))
     click.echo(f"{st.task.taskname} ({st.task.digest}): {st.explanation}")

@@ -1,0 +1,113 @@
+"""``run()``: a batch of task files, planned once, run by an executor, summarised.
+
+What ``smttask run`` calls. In order:
+
+1. collect the task files (folders are walked recursively, sorted) and load every one;
+   invalid files are reported one line each and do not stop the valid ones;
+2. check the git tree once (recorded runs only): blocking changes refuse the batch;
+3. plan (:func:`smttask.jobs.plan`): shared upstream tasks run once, first;
+4. run the jobs with the local executor (a pool of worker processes) or the SLURM one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import config, jobs, taskfile
+from .config import SlurmSection
+from .errors import ExecutorError, ProjectNotFoundError, TaskFileError
+from .jobs import BatchResult, Event, JobState, WorkerSettings
+
+__all__ = ["BatchResult", "RunOptions", "run"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a batch (the options of ``smttask run``)."""
+
+    jobs: int | None = None  # worker processes (default: the number of CPUs)
+    record: bool = True  # False: no repository check, no records, nothing written
+    recompute: bool = False  # run the top-level tasks even if their results exist
+    reason: str | None = None  # overrides the task files' reasons
+    retries: int = 0  # run a failed task again up to N times
+    fail_fast: bool = False  # stop scheduling after the first failure
+    keep: bool = True  # False: delete each task file once its result is recorded
+    dry_run: bool = False  # only say what would run and what would load
+    pdb: bool = False  # run in this process; open the debugger where a task fails
+    allow: tuple[str, ...] = ()  # more packages task files may import
+    executor: str = "local"  # or "slurm"
+    slurm: SlurmSection | None = None  # default: [executor.slurm] in smttask.toml
+    wait: bool = True  # SLURM: follow the arrays until they end
+
+
+def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = None, *,
+        on_event: Event | None = None, **settings: Any) -> BatchResult:
+    """Run the task files in ``paths``; see the module docstring.
+
+    Options come as a :class:`RunOptions` or as keywords (``run("tasks", jobs=4)``).
+    ``on_event(kind, job, batch)`` is called with kind ``"planned"``, ``"started"``,
+    ``"finished"`` (job state set) and ``"done"``, for progress displays.
+    """
+    opts = replace(options or RunOptions(), **settings)
+    opts = replace(opts, allow=tuple(opts.allow))
+    started = time.perf_counter()
+    notify: Event = on_event or (lambda kind, job, batch: None)
+    project = config.find_project() if opts.record else _optional_project()
+    if project is not None and str(project.root) not in sys.path:
+        sys.path.insert(0, str(project.root))
+    files = taskfile.collect(paths)
+    if not files:
+        raise TaskFileError("no task files found (task files end in .taskdesc.json)")
+    loaded, invalid = jobs.load_all(files, opts.allow)
+    pinned = (jobs.check_repo(project, [t for _, t in loaded])  # type: ignore[arg-type]
+              if opts.record and loaded else None)
+    batch = BatchResult(jobs.plan(loaded, project, opts.recompute), invalid)
+    notify("planned", None, batch)
+    if opts.dry_run:
+        for job in batch.jobs:
+            loads = jobs.on_disk(project, job.task) and not (opts.recompute and job.files)
+            job.state = JobState.WOULD_LOAD if loads else JobState.WOULD_RUN
+        batch.elapsed = time.perf_counter() - started
+        notify("done", None, batch)
+        return batch
+    settings_ = WorkerSettings(str(project.root) if project else None, opts.allow, opts.record,
+                               opts.recompute, opts.reason, pinned)
+    try:
+        _executor(opts, project).run(batch, settings_, notify)
+    finally:
+        batch.elapsed = time.perf_counter() - started
+    if opts.record and not opts.keep:
+        for job in batch.jobs:
+            if job.state.succeeded:
+                for path in job.files:
+                    path.unlink(missing_ok=True)
+    notify("done", None, batch)
+    return batch
+
+
+def _executor(opts: RunOptions, project: config.Project | None) -> Any:
+    if opts.executor == "local":
+        from .executors.local import LocalExecutor
+
+        size = max(1, opts.jobs or os.cpu_count() or 1)
+        return LocalExecutor(size, opts.retries, opts.fail_fast, opts.pdb)
+    if opts.executor == "slurm":
+        from .executors.slurm import SlurmExecutor
+
+        if project is None:
+            raise ExecutorError("the SLURM executor needs a project (smttask.toml)")
+        return SlurmExecutor(project, opts.slurm or project.config.executor.slurm,
+                             opts.retries, opts.wait)
+    raise ExecutorError(f"unknown executor {opts.executor!r}: use local or slurm")
+
+
+def _optional_project() -> config.Project | None:
+    try:
+        return config.find_project()
+    except ProjectNotFoundError:
+        return None

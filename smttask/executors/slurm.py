@@ -1,0 +1,270 @@
+"""The SLURM executor: the batch's task files as submitit job arrays.
+
+Jobs are grouped by depth (a job's upstream jobs are in earlier levels); each level is
+one array that starts after the previous one (``afterany``). Each array element runs
+``tasks_per_job`` task files one after the other, after checking that the project's
+repository is still at the commit pinned at submission. A manifest in
+``.smt/slurm/<stamp>/`` lets ``smttask run --status`` report on the latest submission.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import config, repo, taskfile
+from ..config import SlurmSection
+from ..errors import ExecutorError, SmttaskError
+from ..jobs import (
+    BatchResult,
+    Event,
+    Job,
+    JobState,
+    Message,
+    Report,
+    WorkerSettings,
+    check_repo,
+    execute,
+    message,
+    on_disk,
+    upstream,
+)
+
+__all__ = ["SlurmExecutor", "parameters", "status"]
+
+logger = logging.getLogger(__name__)
+
+
+def parameters(options: SlurmSection) -> dict[str, Any]:
+    """submitit parameters for each array element."""
+    params: dict[str, Any] = {"timeout_min": config.minutes(options.time),
+                              "cpus_per_task": options.cpus,
+                              "slurm_array_parallelism": options.array_parallelism}
+    if options.partition:
+        params["slurm_partition"] = options.partition
+    if options.mem:
+        params["slurm_mem"] = options.mem
+    return params
+
+
+def _element(settings: WorkerSettings, messages: list[Message], commit: str | None
+             ) -> list[Report]:
+    """One array element: check the repository still matches the submission, then run its
+    task files one after the other; one report each."""
+    os.environ["SMTTASK_PROCESS_NUM"] = str(int(os.environ.get("SLURM_ARRAY_TASK_ID", 0)) + 1)
+    if settings.root:
+        os.chdir(settings.root)
+    WorkerSettings(**{**settings.__dict__, "pinned": None}).prepare()
+    project = None
+    if settings.record:
+        project = config.find_project(settings.root)
+        try:
+            tasks = [taskfile.load(desc, allow=settings.allow) for desc, _, _ in messages]
+            checked = check_repo(project, tasks)
+        except SmttaskError as exc:
+            return [Report(JobState.FAILED, error=f"refused on the node: {exc}")
+                    for _ in messages]
+        if checked.state.commit != commit:
+            moved = (f"the project's HEAD moved from {str(commit)[:10]} to "
+                     f"{str(checked.state.commit)[:10]} since submission; submit again")
+            return [Report(JobState.FAILED, error=moved) for _ in messages]
+        repo.pin(checked)
+    reports: list[Report] = []
+    for msg in messages:
+        if reports and reports[-1].state is JobState.KILLED:
+            reports.append(Report(JobState.KILLED, error="interrupted"))
+            continue
+        if project is not None:
+            task = taskfile.load(msg[0], allow=settings.allow)
+            missing = [up.taskname for up in upstream(task) if not on_disk(project, up)]
+            if missing:
+                reports.append(Report(JobState.FAILED,
+                                      error=f"upstream {missing[0]} did not finish"))
+                continue
+        reports.append(execute(settings, msg))
+    return reports
+
+
+def _element_report(result_pickle: Path, slot: int) -> Report:
+    """The report for one slot from an element's result file (submitit's pickle)."""
+    with open(result_pickle, "rb") as f:
+        outcome, payload = pickle.load(f)
+    if outcome == "success":
+        return payload[slot]
+    lines = [ln for ln in str(payload).strip().splitlines() if ln.strip()]
+    return Report(JobState.FAILED, error=lines[-1] if lines else "the array element failed")
+
+
+def _levels(jobs: list[Job]) -> list[list[Job]]:
+    depth: dict[int, int] = {}
+
+    def level(job: Job) -> int:
+        if id(job) not in depth:
+            depth[id(job)] = 1 + max((level(d) for d in job.deps), default=-1)
+        return depth[id(job)]
+
+    grouped: dict[int, list[Job]] = {}
+    for job in jobs:
+        grouped.setdefault(level(job), []).append(job)
+    return [grouped[k] for k in sorted(grouped)]
+
+
+def _live_ids(array_ids: set[str]) -> set[str] | None:
+    """Element ids (``<array>_<index>``) still queued or running; None if squeue failed."""
+    proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted(array_ids))],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return set() if "Invalid job id" in proc.stderr else None
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+
+
+@dataclass
+class SlurmExecutor:
+    """Submit the batch as job arrays; with ``wait``, follow them until they end."""
+
+    project: config.Project
+    options: SlurmSection
+    retries: int = 0
+    wait: bool = True
+
+    def run(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
+        commit = settings.pinned.state.commit if settings.pinned else None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        folder = self.project.smt_dir / "slurm" / stamp
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: set[str] = set()
+        after: list[str] = []
+        for level in _levels(batch.jobs):
+            todo = [j for j in level if j.state is JobState.PENDING]
+            if not todo:
+                continue
+            array = self._submit(todo, settings, folder, after, commit)
+            arrays.add(array)
+            after = [array]
+            for job in todo:
+                notify("started", job, batch)
+        self._write_manifest(folder, batch, commit)
+        if not self.wait:
+            for job in batch.jobs:
+                if job.state is JobState.RUNNING:
+                    job.state = JobState.SUBMITTED
+            return
+        self._follow(batch, settings, folder, notify, arrays, commit)
+
+    def _executor(self, folder: Path, after: list[str]) -> Any:
+        try:
+            import submitit
+        except ImportError:
+            raise ExecutorError("the SLURM executor needs submitit: pip install "
+                                "'smttask[slurm]'") from None
+        logging.getLogger("submitit").setLevel(logging.ERROR)  # no sacct noise
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        extra = {"dependency": "afterany:" + ":".join(after)} if after else {}
+        executor.update_parameters(**parameters(self.options), slurm_additional_parameters=extra,
+                                   name="smttask")
+        return executor
+
+    def _submit(self, jobs: list[Job], settings: WorkerSettings, folder: Path,
+                after: list[str], commit: str | None) -> str:
+        """Submit ``jobs`` as one array (``tasks_per_job`` per element); its job id."""
+        executor = self._executor(folder, after)
+        size = max(1, self.options.tasks_per_job)
+        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        try:
+            submitted = executor.map_array(_element, [settings] * len(chunks),
+                                           [[message(job) for job in chunk] for chunk in chunks],
+                                           [commit] * len(chunks))
+        except (OSError, RuntimeError) as exc:  # sbatch missing, or refusing the array
+            first = str(exc).strip().splitlines()
+            raise ExecutorError(f"SLURM refused the jobs: {first[-1] if first else exc}") \
+                from exc
+        for chunk, sj in zip(chunks, submitted, strict=True):
+            for slot, job in enumerate(chunk):
+                job.state, job.slurm_id, job.slot = JobState.RUNNING, sj.job_id, slot
+                job.handle, job.log = sj, Path(sj.paths.stderr)
+        return str(submitted[0].job_id).split("_")[0]
+
+    @staticmethod
+    def _write_manifest(folder: Path, batch: BatchResult, commit: str | None) -> None:
+        elements = [{"slurm_id": j.slurm_id, "slot": j.slot,
+                     "task": j.task.taskname, "digest": j.task.digest,
+                     "files": [str(f) for f in j.files], "log": str(j.log)}
+                    for j in batch.jobs if j.slurm_id]
+        (folder / "manifest.json").write_text(json.dumps(
+            {"commit": commit, "elements": elements}, indent=2))
+
+    def _follow(self, batch: BatchResult, settings: WorkerSettings, folder: Path,
+                notify: Event, arrays: set[str], commit: str | None) -> None:
+        """Collect results as they appear; elements gone from the queue without one failed."""
+        gone_since: dict[str, float] = {}
+        try:
+            while True:
+                running = [j for j in batch.jobs if j.state is JobState.RUNNING]
+                if not running:
+                    return
+                live = _live_ids(arrays)
+                now = time.time()
+                for job in running:
+                    report = self._report(job, live, gone_since, now)
+                    if report is None:
+                        continue
+                    if report.state is JobState.FAILED and job.log:
+                        report.error = f"{report.error} (log: {job.log})"
+                    if job.settle(report, self.retries):
+                        notify("finished", job, batch)
+                    else:  # retry: a new one-element array
+                        arrays.add(self._submit([job], settings, folder, [], commit))
+                        notify("started", job, batch)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            batch.interrupted = True
+            subprocess.run(["scancel", "--signal=INT", *sorted(arrays)], capture_output=True)
+            for job in batch.jobs:
+                if job.state is JobState.RUNNING:
+                    job.state = JobState.KILLED
+                    job.error = "interrupted; the SLURM jobs were signalled"
+
+    @staticmethod
+    def _report(job: Job, live: set[str] | None, gone_since: dict[str, float], now: float
+                ) -> Report | None:
+        """The report of a job's element if it ended, else None."""
+        sj = job.handle
+        result = Path(sj.paths.result_pickle)
+        if result.exists():
+            return _element_report(result, job.slot)
+        if live is not None and job.slurm_id not in live:
+            first_seen = gone_since.setdefault(job.slurm_id or "", now)
+            if now - first_seen < 10:  # the result file may still be on its way
+                return None
+            return Report(JobState.FAILED, error="the SLURM job ended without a result (time "
+                                                 "limit, memory or node failure?)")
+        return None
+
+
+def status(project: config.Project | None = None) -> list[dict[str, Any]]:
+    """The elements of the latest SLURM submission: state, record label, error, log."""
+    project = project or config.find_project()
+    folders = sorted((project.smt_dir / "slurm").glob("*/manifest.json"))
+    if not folders:
+        raise ExecutorError("no SLURM submission in this project (smttask run --executor slurm)")
+    manifest = json.loads(folders[-1].read_text())
+    arrays = {e["slurm_id"].split("_")[0] for e in manifest["elements"]}
+    live = _live_ids(arrays) or set()
+    rows = []
+    for element in manifest["elements"]:
+        results = list((folders[-1].parent / element["slurm_id"]).glob("*_result.pkl"))
+        row = {**element, "state": "queued" if element["slurm_id"] in live else "lost",
+               "label": None, "error": ""}
+        if results:
+            report = _element_report(results[0], element.get("slot", 0))
+            row.update(state=str(report.state), label=report.label, error=report.error)
+        rows.append(row)
+    return rows

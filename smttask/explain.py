@@ -1,0 +1,139 @@
+"""What would run, and why: ``smttask status``, ``smttask why`` and ``project info``.
+
+:func:`explain` says whether a task's result is on disk and, if not, why it will run:
+no record yet, its last run failed, its link or files are gone, or which inputs differ
+from the closest record (by dotted name).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import config, provenance, repo, taskfile
+from .errors import SmttaskError
+from .outputs import Datastore
+from .view import RecordStoreView, RecordView, summarize
+
+if TYPE_CHECKING:
+    from .task import Task
+
+__all__ = ["Difference", "TaskStatus", "differences", "explain", "project_info", "status"]
+
+
+@dataclass
+class Difference:
+    """One input that differs between a task and a record (dotted name)."""
+
+    name: str
+    record: Any
+    task: Any
+
+    def __str__(self) -> str:
+        return f"{self.name}: {summarize(self.record)!r} → {summarize(self.task)!r}"
+
+
+@dataclass
+class TaskStatus:
+    """Whether a task's result is on disk, and if not, why not."""
+
+    task: Task
+    on_disk: bool
+    explanation: str
+    closest: RecordView | None = None
+    differences: list[Difference] = field(default_factory=list)
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[Difference]:
+    """The inputs (dotted names) where two stored task descriptions' inputs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.get("smttask") and b.get("smttask"):
+            if a.get("taskname") != b.get("taskname") or a.get("module") != b.get("module"):
+                return [Difference(prefix or "task", summarize(a), summarize(b))]
+            a, b = a.get("inputs", {}), b.get("inputs", {})
+        elif "npy" in a or "npy" in b:
+            return [] if a == b else [Difference(prefix, a, b)]
+        out = []
+        for key in sorted(set(a) | set(b)):
+            name = f"{prefix}.{key}" if prefix else key
+            if key not in a or key not in b:
+                out.append(Difference(name, a.get(key, "(absent)"), b.get(key, "(absent)")))
+            else:
+                out.extend(differences(a[key], b[key], name))
+        return out
+    return [] if a == b else [Difference(prefix, a, b)]
+
+
+def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
+    """Is ``task``'s result on disk? If not, the closest record and what differs."""
+    view = view if view is not None else RecordStoreView()
+    project = view.project
+    ref = task.result_ref(Datastore.of(project))  # type: ignore[attr-defined]
+    missing = [p for p in ref.links if not p.exists()]
+    if not missing:
+        return TaskStatus(task, True, "result on disk: it will be loaded, not run")
+    same = [r for r in view if r.taskname == task.taskname]
+    if not same:
+        return TaskStatus(task, False, f"no record of {task.taskname} yet: it will run")
+    exact = [r for r in same if r.digest == task.digest]
+    if exact:
+        r = exact[0]
+        if r.status != "finished":
+            why = f"its last run (record {r.label}) {r.status or 'did not finish'}"
+        elif any(f.exists() for f in r.output_files):
+            why = (f"it ran (record {r.label}) but the link "
+                   f"{missing[0].relative_to(project.root)} is gone; `smttask store "
+                   "rebuild` restores it")
+        else:
+            why = f"it ran (record {r.label}) but its output files were deleted"
+        return TaskStatus(task, False, why + ": it will run", r)
+    mine = taskfile.describe(task)["inputs"]
+    ranked = sorted(same, key=lambda r: (len(differences(r.inputs, mine)),
+                                         -r.timestamp.timestamp()))
+    closest = ranked[0]
+    diffs = differences(closest.inputs, mine)
+    if not diffs:
+        why = (f"record {closest.label} has the same inputs but another digest: the task's "
+               "version or the digest scheme changed")
+    else:
+        shown = "; ".join(str(d) for d in diffs[:6]) + (" …" if len(diffs) > 6 else "")
+        why = f"closest record {closest.label} differs in {len(diffs)} input(s): {shown}"
+    return TaskStatus(task, False, why + ": it will run", closest, diffs)
+
+
+def status(paths: Iterable[str | os.PathLike[str]], *, allow: tuple[str, ...] = ()
+           ) -> list[tuple[Path, TaskStatus]]:
+    """:func:`explain` for every task file found in ``paths``, with its path."""
+    view = RecordStoreView()
+    return [(p, explain(taskfile.load(p, allow=allow), view)) for p in taskfile.collect(paths)]
+
+
+def project_info(project: config.Project) -> list[tuple[str, str]]:
+    """The configuration, the record store and whether a run may be recorded now, as
+    (what, value) rows."""
+    cfg = project.config
+    rows = [
+        ("project", f"{project.name} ({project.root})"),
+        ("input datastore", cfg.paths.input),
+        ("output datastore", cfg.paths.output),
+        ("task files", cfg.paths.tasks),
+        ("dirty directories", ", ".join(cfg.repo.dirty_directories) or "(none)"),
+        ("on uncommitted code", cfg.repo.on_changed),
+    ]
+    url = provenance.safe_url(project.record_store_url)
+    try:
+        n = provenance.count(project)
+        rows.append(("record store", f"{url} ({n} record{'s' if n != 1 else ''})"))
+    except SmttaskError as exc:
+        rows.append(("record store", f"unusable: {exc}"))
+    try:
+        st = repo.state(project.root, cfg.repo.dirty_directories)
+        head = st.commit[:10] if st.commit else "no commit yet"
+        rows.append(("repository", f"{st.root} at {head}"))
+        rows.append(("recorded run now", st.verdict(cfg.repo.on_changed)))
+    except SmttaskError as exc:
+        rows.append(("repository", str(exc)))
+    return rows

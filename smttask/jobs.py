@@ -1,0 +1,286 @@
+"""The job model shared by the executors: jobs, their states, worker reports, the batch.
+
+A batch is planned once (:func:`plan`): every distinct recorded task, upstream ones
+included, is one :class:`Job`, run once, after the jobs it depends on. An executor runs
+jobs with :func:`execute` (in a worker process, a SLURM array element, or here) and
+settles each :class:`Report` into its job.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config, repo, taskfile
+from .errors import SmttaskError
+from .outputs import Datastore
+from .provenance.records import script_arguments
+from .recorded import Recorded
+from .task import Memoized, Task
+
+__all__ = [
+    "BatchResult",
+    "Event",
+    "Job",
+    "JobState",
+    "Message",
+    "Report",
+    "WorkerSettings",
+    "check_repo",
+    "execute",
+    "load_all",
+    "on_disk",
+    "plan",
+    "upstream",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class JobState(str, enum.Enum):
+    """Where a job is: pending → running → ran | loaded | failed | skipped | killed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RAN = "ran"
+    LOADED = "loaded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    KILLED = "killed"
+    SUBMITTED = "submitted"  # SLURM, --no-wait
+    WOULD_RUN = "would run"  # dry runs
+    WOULD_LOAD = "would load"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (JobState.RAN, JobState.LOADED)
+
+    @property
+    def stopped(self) -> bool:
+        """Ended without a result: its dependents cannot run."""
+        return self in (JobState.FAILED, JobState.SKIPPED, JobState.KILLED)
+
+
+@dataclass
+class Report:
+    """What running one job said: its new state, record label, error and duration."""
+
+    state: JobState
+    label: str | None = None
+    error: str = ""
+    traceback: str = ""
+    duration: float = 0.0
+
+
+@dataclass(eq=False)
+class Job:
+    """One distinct task of the batch, with the files that asked for it."""
+
+    task: Task
+    files: list[Path] = field(default_factory=list)
+    deps: list[Job] = field(default_factory=list)
+    state: JobState = JobState.PENDING
+    attempts: int = 0
+    duration: float = 0.0
+    label: str | None = None
+    error: str = ""
+    worker: int | None = None
+    slurm_id: str | None = None
+    log: Path | None = None
+    handle: Any = None  # the submitit job running it
+    slot: int = 0  # its place among the task files of that array element
+
+    @property
+    def name(self) -> str:
+        return self.files[0].name if self.files else f"{self.task.taskname} (upstream)"
+
+    def settle(self, report: Report, retries: int) -> bool:
+        """Apply a report; True if the job is finished (False: it is pending, to retry)."""
+        self.attempts += 1
+        self.duration += report.duration
+        self.label = report.label or self.label
+        self.error = report.error
+        if report.state is JobState.FAILED and self.attempts <= retries:
+            self.state = JobState.PENDING
+            return False
+        self.state = report.state
+        if self.state is JobState.FAILED and report.traceback:
+            logger.debug("%s failed:\n%s", self.name, report.traceback)
+        return True
+
+
+@dataclass
+class BatchResult:
+    """What happened to every task file of a batch."""
+
+    jobs: list[Job]
+    invalid: list[tuple[Path, str]]
+    elapsed: float = 0.0
+    interrupted: bool = False
+    scan_from: int = field(default=0, repr=False)  # jobs before it are all settled
+
+    def count(self, state: JobState | str) -> int:
+        return sum(1 for j in self.jobs if j.state == state)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.invalid and not self.interrupted
+                and all(j.state.succeeded for j in self.jobs))
+
+    def ready(self) -> Iterator[Job]:
+        """Pending jobs whose upstream jobs succeeded (marking those whose upstream
+        stopped as skipped). Scanning resumes after the leading settled jobs, so a batch
+        of n files schedules in about linear time rather than n²/2 steps."""
+        jobs = self.jobs
+        while self.scan_from < len(jobs) and jobs[self.scan_from].state is not JobState.PENDING:
+            self.scan_from += 1
+        for i in range(self.scan_from, len(jobs)):
+            job = jobs[i]
+            if job.state is not JobState.PENDING:
+                continue
+            failed = next((d for d in job.deps if d.state.stopped), None)
+            if failed is not None:
+                job.state = JobState.SKIPPED
+                job.error = f"upstream {failed.task.taskname} did not finish"
+                continue
+            if all(d.state.succeeded for d in job.deps):
+                yield job
+
+
+#: ``on_event(kind, job, batch)``: kind is "planned", "started", "finished" or "done".
+Event = Callable[[str, "Job | None", BatchResult], None]
+
+
+def load_all(files: list[Path], allow: tuple[str, ...]
+             ) -> tuple[list[tuple[Path, Task]], list[tuple[Path, str]]]:
+    """Every task file loaded; the invalid ones with their one-line reason."""
+    tasks, invalid = [], []
+    for path in files:
+        try:
+            tasks.append((path, taskfile.load(path, allow=allow)))
+        except SmttaskError as exc:
+            invalid.append((path, str(exc)))
+    return tasks, invalid
+
+
+def upstream(task: Task) -> Iterator[Recorded]:
+    """The recorded tasks ``task`` needs directly (looking through memoized ones)."""
+    for value in task.inputs.__dict__.values():
+        if isinstance(value, Recorded):
+            yield value
+        elif isinstance(value, Memoized):
+            yield from upstream(value)
+
+
+def on_disk(project: config.Project | None, task: Task) -> bool:
+    """True if ``task`` is recorded and its result is in the project's datastore."""
+    if project is None or not isinstance(task, Recorded):
+        return False
+    return task.result_ref(Datastore.of(project)).on_disk
+
+
+def plan(tasks: list[tuple[Path, Task]], project: config.Project | None = None,
+         recompute: bool = False) -> list[Job]:
+    """One job per distinct task (top-level and upstream recorded tasks), dependencies linked.
+
+    A task whose result is on disk (and is not to be recomputed) needs no upstream job.
+    """
+    jobs: dict[tuple[type, str], Job] = {}
+
+    def job_for(task: Task, top: bool) -> Job:
+        key = (type(task), task.digest)
+        if key not in jobs:
+            job = jobs[key] = Job(task)
+            if (recompute and top) or not on_disk(project, task):
+                job.deps = [job_for(up, False) for up in upstream(task)]
+        return jobs[key]
+
+    for path, task in tasks:
+        job_for(task, True).files.append(path)
+    return list(jobs.values())
+
+
+def check_repo(project: config.Project, tasks: list[Task]) -> repo.Checked:
+    """The repository check for a batch of recorded runs (once, before anything runs)."""
+    root = repo.repo_root(project.root)
+    code_paths = sorted({repo.code_location(type(t).__module__, root)[1] for t in tasks
+                         if isinstance(t, Recorded)})
+    cfg = project.config.repo
+    return repo.require_recordable(project.root, cfg.dirty_directories, code_paths,
+                                   cfg.on_changed)
+
+
+# --- running one job (in a worker, an array element, or here) ------------------------------
+
+#: What a worker receives for one job: (task description, task file, is it a top-level job).
+Message = tuple[dict[str, Any], str, bool]
+
+
+def message(job: Job) -> Message:
+    script = str(job.files[0]) if job.files else ""
+    return taskfile.describe(job.task), script, bool(job.files)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker of a batch needs to know (picklable)."""
+
+    root: str | None
+    allow: tuple[str, ...]
+    record: bool
+    recompute: bool
+    reason: str | None
+    pinned: repo.Checked | None
+
+    def prepare(self) -> None:
+        """Make this process ready to run the batch's jobs."""
+        if self.root and self.root not in sys.path:
+            sys.path.insert(0, self.root)
+        config.record = self.record
+        repo.pin(self.pinned)
+
+
+def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False) -> Report:
+    """Run one job in this process; its report (never raises, except KeyboardInterrupt
+    when it arrives outside the task)."""
+    desc, script, top = msg
+    start = time.perf_counter()
+    report = Report(JobState.FAILED)
+    token = script_arguments.set(script)
+    task = None
+    try:
+        task = taskfile.load(desc, allow=settings.allow)
+        if settings.reason is not None and top:
+            task.reason = settings.reason
+        task.run(recompute=settings.recompute and top, record=settings.record)
+        report.state = JobState.RAN if task.result_source == "run" else JobState.LOADED
+    except KeyboardInterrupt:
+        report.state, report.error = JobState.KILLED, "interrupted"
+    except Exception as exc:  # a worker reports every failure, the project's own bugs too
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        report.error = (str(exc) if isinstance(exc, SmttaskError)
+                        else f"{type(exc).__name__}: {exc}")
+        report.traceback = "".join(traceback.format_exception(cause))
+        if pdb_on_error:
+            import pdb
+
+            pdb.post_mortem(exc.__traceback__)
+    finally:
+        script_arguments.reset(token)
+    if task is not None:
+        report.label = task.record_label
+    report.duration = time.perf_counter() - start
+    return report

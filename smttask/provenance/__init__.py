@@ -1,0 +1,45 @@
+"""Everything that touches Sumatra or Django: no other part of smttask imports them.
+
+- :mod:`.store`: binding a record store, locks, migrations, ``.smt/project`` sync;
+- :mod:`.records`: building and saving records (start, finish, edit, delete);
+- :mod:`.queries`: one query model, run straight on SQLite or through Django.
+
+Sumatra and Django themselves are imported on first use, so importing this package is cheap.
+"""
+
+from .queries import ROW_FIELDS, Query, count, labels, output_paths, record_of_output, rows
+from .records import (
+    RecordDetails,
+    Recorder,
+    delete_records,
+    details,
+    edit_record,
+    get_record,
+    recorder,
+    script_arguments,
+)
+from .store import bootstrap, locked, project_file_in_step, run_smt_command, safe_url, writing
+
+__all__ = [
+    "ROW_FIELDS",
+    "Query",
+    "RecordDetails",
+    "Recorder",
+    "bootstrap",
+    "count",
+    "delete_records",
+    "details",
+    "edit_record",
+    "get_record",
+    "labels",
+    "locked",
+    "output_paths",
+    "project_file_in_step",
+    "record_of_output",
+    "recorder",
+    "rows",
+    "run_smt_command",
+    "safe_url",
+    "script_arguments",
+    "writing",
+]

@@ -1,0 +1,185 @@
+"""Reading records: one query model, run by two engines that must agree.
+
+A :class:`Query` (time range, tags, labels, task names, statuses, limit) is answered with
+record *rows* (dicts of :data:`ROW_FIELDS`), newest first, without building Sumatra Record
+objects. An existing SQLite store that follows smttask.toml is read directly (read-only,
+no Django: a listing costs milliseconds); any other store goes through Django's ORM. The
+test suite runs the same queries through both and compares the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import Project
+from .store import bootstrap, record_manager, sqlite_path, translated
+
+__all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_paths", "record_of_output", "rows"]
+
+#: The columns of a record row, as returned by :func:`rows`.
+ROW_FIELDS = ("label", "timestamp", "tags", "reason", "duration", "outcome", "main_file",
+              "version", "script_arguments", "user", "parameters__content")
+
+STATUSES = ("running", "finished", "crashed", "killed")
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which records: every condition given must hold (``tasks`` and ``statuses``: any
+    of them). Tags match exactly; a record's task name is one of its tags."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    tags: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    label_prefix: str | None = None
+    tasks: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    limit: int | None = None
+
+    @property
+    def pushed_tags(self) -> tuple[str, ...]:
+        """Tags every row must carry, narrowing the database query (exact match later)."""
+        tags = list(self.tags)
+        if len(self.tasks) == 1:
+            tags.append(self.tasks[0])
+        if len(self.statuses) == 1:
+            tags.append(f"_{self.statuses[0]}_")
+        return tuple(tags)
+
+    def keeps(self, tags: set[str]) -> bool:
+        """The exact test on a row's tags (the database only narrowed by substrings)."""
+        if not all(t in tags for t in self.tags):
+            return False
+        if self.tasks and not any(t in tags for t in self.tasks):
+            return False
+        return not self.statuses or any(f"_{s}_" in tags for s in self.statuses)
+
+
+def rows(project: Project, query: Query | None = None) -> list[dict[str, Any]]:
+    """Record rows matching ``query`` (``tags`` as a set), newest first."""
+    query = query or Query()
+    path = sqlite_path(project)
+    if path is not None:
+        found = _sqlite_rows(path, project.name, query)
+    else:
+        found = _django_rows(project, query)
+    result = []
+    for row in found:
+        row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
+        if query.keeps(row["tags"]):
+            result.append(row)
+            if query.limit is not None and len(result) >= query.limit:
+                break
+    return result
+
+
+def _django_rows(project: Project, query: Query) -> Iterable[dict[str, Any]]:
+    store = bootstrap(project)
+    with translated("cannot read the record store"):
+        qs = record_manager(store).filter(project__id=project.name)
+        if query.since is not None:
+            qs = qs.filter(timestamp__gte=query.since)
+        if query.until is not None:
+            qs = qs.filter(timestamp__lt=query.until)
+        if query.labels:
+            qs = qs.filter(label__in=query.labels)
+        if query.label_prefix:
+            qs = qs.filter(label__startswith=query.label_prefix)
+        for tag in query.pushed_tags:
+            qs = qs.filter(tags__contains=tag)  # substring: refined by Query.keeps
+        qs = qs.order_by("-timestamp", "-label").values(*ROW_FIELDS)
+        return list(qs.iterator(chunk_size=2000))
+
+
+def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
+    """Rows read straight from Sumatra's Django/SQLite schema (read-only)."""
+
+    def utc(t: datetime) -> str:  # Django stores aware datetimes as naive UTC text
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    where, args = ["r.project_id = ?"], [project_name]
+    if query.since is not None:
+        where.append("r.timestamp >= ?")
+        args.append(utc(query.since))
+    if query.until is not None:
+        where.append("r.timestamp < ?")
+        args.append(utc(query.until))
+    if query.labels:
+        where.append(f"r.label IN ({','.join('?' * len(query.labels))})")
+        args.extend(query.labels)
+    if query.label_prefix:
+        where.append("substr(r.label, 1, ?) = ?")
+        args.extend([str(len(query.label_prefix)), query.label_prefix])
+    for tag in query.pushed_tags:
+        where.append("instr(r.tags, ?) > 0")
+        args.append(tag)
+    columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
+                        for c in ROW_FIELDS)
+    sql = (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
+           f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
+           "ORDER BY r.timestamp DESC, r.label DESC")
+    with translated("cannot read the record store"), \
+            contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                               timeout=30)) as db:
+        for values in db.execute(sql, args):
+            row = dict(zip(ROW_FIELDS, values, strict=True))
+            row["timestamp"] = datetime.fromisoformat(row["timestamp"]).replace(
+                tzinfo=timezone.utc)
+            yield row
+
+
+def labels(project: Project) -> list[str]:
+    """Every record label of the project, oldest first."""
+    store = bootstrap(project)
+    with translated("cannot read the record store"):
+        return list(record_manager(store).filter(project__id=project.name)
+                    .order_by("timestamp").values_list("label", flat=True))
+
+
+def count(project: Project) -> int:
+    """The number of records of the project."""
+    store = bootstrap(project)
+    with translated("cannot read the record store"):
+        return record_manager(store).filter(project__id=project.name).count()
+
+
+def output_paths(project: Project, labels: list[str], *, output: bool = True
+                 ) -> dict[str, list[str]]:
+    """The data-key paths (relative to the datastore) of each record's outputs or inputs."""
+    bootstrap(project)
+    from sumatra.recordstore.django_store import models
+
+    result: dict[str, list[str]] = {label: [] for label in labels}
+    with translated("cannot read the record store"):
+        if output:
+            keys = models.DataKey.objects.filter(output_from_record__project__id=project.name,
+                                                 output_from_record__label__in=labels)
+            pairs = keys.values_list("output_from_record__label", "path")
+        else:
+            records = models.Record.objects.filter(project__id=project.name,
+                                                   label__in=labels)
+            pairs = records.values_list("label", "input_data__path")
+        for label, path in pairs:
+            if path:
+                result[label].append(path)
+    return result
+
+
+def record_of_output(project: Project, path: Path) -> str | None:
+    """The label of the record that wrote ``path`` (a file in the output datastore)."""
+    bootstrap(project)
+    from sumatra.recordstore.django_store import models
+
+    rel = os.path.relpath(path, project.output_dir)
+    with translated("cannot read the record store"):
+        key = models.DataKey.objects.filter(path=rel,
+                                            output_from_record__project__id=project.name)
+        return key.values_list("output_from_record__label", flat=True).first()

@@ -1,0 +1,347 @@
+"""Binding Sumatra's Django record store: one database per process, locks, migrations,
+and ``.smt/project`` kept in step with smttask.toml.
+
+- Concurrent Django writes corrupt a store for good, so every write holds an exclusive
+  lock on ``.smt/records.lock`` and runs in one transaction (on PostgreSQL also under an
+  advisory lock: processes on other hosts share the server, not necessarily a file system
+  that honours locks). The store is created and migrated once, under that lock.
+- ``.smt/project`` is written from smttask.toml, atomically, only when it is missing or
+  out of step; it keeps Sumatra's own ``smt`` commands working on the project.
+- Errors of the database layer become one-line :class:`RecordStoreError` s at this
+  boundary (:func:`store_errors`); other exceptions are bugs and pass through.
+
+Sumatra's and Django's private attributes are used in the ``# private:`` helpers only,
+each saying what an upgrade could break.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import platform
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import _fs
+from ..config import Project
+from ..errors import RecordStoreError
+
+__all__ = [
+    "TIMESTAMP_FORMAT",
+    "bootstrap",
+    "locked",
+    "one_line",
+    "project_file_in_step",
+    "run_smt_command",
+    "safe_url",
+    "sqlite_path",
+    "store_errors",
+    "translated",
+    "writing",
+]
+
+TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+_SMT_TYPES = {
+    "executable": "sumatra.programs.PythonExecutable",
+    "repository": "sumatra.versioncontrol._git.GitRepository",
+    "launch_mode": "sumatra.launch.SerialLaunchMode",
+    "datastore": "sumatra.datastore.filesystem.FileSystemDataStore",
+    "record_store": "sumatra.recordstore.django_store.DjangoRecordStore",
+}
+
+
+@functools.cache
+def sumatra() -> Any:
+    """Import Sumatra once, with its per-record network probe switched off."""
+    import sumatra
+    import sumatra.launch
+
+    # Sumatra 0.8.1 opens a connection to a public IP for every record to decide whether
+    # to look up the host's address; smttask never needs it.
+    sumatra.launch.have_internet_connection = lambda: False
+    return sumatra
+
+
+@functools.cache
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the record store cannot be used" (not a bug of ours)."""
+    from django.core.exceptions import ImproperlyConfigured, MultipleObjectsReturned
+    from django.db import Error as DatabaseError
+
+    return (DatabaseError, sqlite3.Error, OSError, ImproperlyConfigured,
+            MultipleObjectsReturned)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn database-layer failures inside the block into ``RecordStoreError(what: …)``."""
+    try:
+        yield
+    except RecordStoreError:
+        raise
+    except store_errors() as exc:
+        raise RecordStoreError(f"{what}: {one_line(exc)}") from exc
+
+
+@contextlib.contextmanager
+def locked(project: Project) -> Iterator[None]:
+    """Hold the project's exclusive record-store lock (one writer at a time, all processes)."""
+    project.smt_dir.mkdir(exist_ok=True)
+    with open(project.smt_dir / "records.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _lock_key(project: Project) -> int:
+    """A signed 64-bit key for PostgreSQL advisory locks, one per project."""
+    import xxhash
+
+    return xxhash.xxh64_intdigest(f"smttask:{project.name}".encode()) - (1 << 63)
+
+
+def _is_postgres() -> bool:
+    from django.db import connections
+
+    return connections["default"].vendor == "postgresql"
+
+
+@contextlib.contextmanager
+def writing(project: Project) -> Iterator[None]:
+    """One exclusive, atomic write to the store: the file lock, one transaction, and on
+    PostgreSQL an advisory lock too."""
+    from django.db import connections, transaction
+
+    with locked(project), transaction.atomic(using="default"):
+        if _is_postgres():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
+        yield
+
+
+@contextlib.contextmanager
+def _migration_lock(project: Project) -> Iterator[None]:
+    from django.db import connections
+
+    with locked(project):
+        if not _is_postgres():
+            yield
+            return
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_lock_key(project)])
+            try:
+                yield
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(project)])
+
+
+# --- the Django binding -------------------------------------------------------------------
+
+def _configure_django(db: dict[str, Any]) -> None:
+    """Configure Django once for Sumatra's store app, with ``db`` as its only database.
+
+    # private: ``django_store.db_config._settings``, ``_n_databases`` and ``configured``
+    # are Sumatra 0.8.1's way of configuring Django itself on first use (and running
+    # ``migrate`` in every process). Setting them ourselves skips both; a Sumatra release
+    # that renames them breaks here, at the first store access, not silently.
+    """
+    import django
+    from django.conf import settings
+    from sumatra.recordstore import django_store as ds
+
+    ds.db_config._settings["DATABASES"] = {"default": db}
+    ds.db_config._n_databases = 1
+    settings.configure(**{**ds.db_config._settings, "DEBUG": False})
+    django.setup()
+    ds.db_config.configured = True  # we migrate ourselves, once, under the lock
+
+
+def _switch_database(db: dict[str, Any]) -> None:
+    """Point Django's default connection at another database (another project)."""
+    from django.db import connections
+    from sumatra.recordstore import django_store as ds
+
+    current = connections.settings["default"]
+    if ds.db_id(current) == ds.db_id(db):
+        return
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+    with contextlib.suppress(AttributeError):
+        del connections["default"]  # the next use connects to the new database
+    current.update(db)
+
+
+def _store_object(url: str) -> Any:
+    """A DjangoRecordStore bound to the already configured default database.
+
+    # private: ``DjangoRecordStore.__init__`` registers a new Django database per store
+    # and may migrate it; building the object without it and setting ``_db_label`` and
+    # ``_db_file`` (the two attributes its methods read in 0.8.1) keeps one database.
+    """
+    from sumatra.recordstore import django_store as ds
+
+    store = ds.DjangoRecordStore.__new__(ds.DjangoRecordStore)
+    store._db_label = "default"
+    store._db_file = url
+    return store
+
+
+def record_manager(store: Any) -> Any:
+    """The Django manager of Sumatra's Record model, for queries without Record objects.
+
+    # private: ``DjangoRecordStore._manager`` (0.8.1) is ``models.Record.objects`` on the
+    # store's database.
+    """
+    return store._manager
+
+
+def _bind_store(url: str) -> Any:
+    """A Sumatra DjangoRecordStore on ``url``; one Django database per process, switchable."""
+    sumatra()
+    from django.conf import settings
+    from sumatra.recordstore import django_store as ds
+
+    db = ds.db_config.uri_to_db(url)
+    if not settings.configured:
+        _configure_django(db)
+    else:
+        _switch_database(db)
+    return _store_object(url)
+
+
+def _store_ready() -> bool:
+    from django.db import connections
+
+    return "django_store_record" in connections["default"].introspection.table_names()
+
+
+def _migrate() -> None:
+    from django.core import management
+
+    management.call_command("migrate", run_syncdb=True, database="default", verbosity=0,
+                            interactive=False)
+
+
+# --- .smt/project -------------------------------------------------------------------------
+
+def _desired_state(project: Project) -> dict[str, Any]:
+    """The keys of .smt/project that follow from smttask.toml."""
+    root = str(project.root)
+    return {
+        "name": project.name,
+        "default_repository": {"type": _SMT_TYPES["repository"], "url": root, "upstream": None},
+        "default_launch_mode": {"type": _SMT_TYPES["launch_mode"], "working_directory": root,
+                                "options": None},
+        "data_store": {"type": _SMT_TYPES["datastore"], "root": str(project.output_dir)},
+        "input_datastore": {"type": _SMT_TYPES["datastore"], "root": str(project.input_dir)},
+        "record_store": {"type": _SMT_TYPES["record_store"], "db_file": project.record_store_url},
+        "on_changed": project.config.repo.on_changed,
+    }
+
+
+def _full_state(project: Project) -> dict[str, Any]:
+    return {
+        **_desired_state(project),
+        "default_executable": {"type": _SMT_TYPES["executable"], "path": sys.executable,
+                               "version": platform.python_version(), "options": "",
+                               "name": "Python"},
+        "default_main_file": None,
+        "description": "",
+        "data_label": None,
+        "_most_recent": None,
+        "label_generator": "timestamp",
+        "timestamp_format": TIMESTAMP_FORMAT,
+        "sumatra_version": sumatra().__version__,
+        "allow_command_line_parameters": True,
+        "ignore_parameters": False,
+        "plugins": [],
+    }
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _in_step(state: dict[str, Any] | None, project: Project) -> bool:
+    if state is None:
+        return False
+    return all(state.get(k) == v for k, v in _desired_state(project).items())
+
+
+def project_file_in_step(project: Project) -> bool:
+    """True if ``.smt/project`` exists and matches smttask.toml (no database access)."""
+    return _in_step(_read_state(project.smt_dir / "project"), project)
+
+
+_bootstrapped: set[tuple[Path, str]] = set()
+
+
+def bootstrap(project: Project) -> Any:
+    """Make ``.smt/`` match smttask.toml and the record store exist; the bound store.
+
+    Cheap after the first call in a process. Creation and migration happen under the lock,
+    so concurrent first runs on a fresh project are safe.
+    """
+    key = (project.root, project.record_store_url)
+    with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
+        store = _bind_store(project.record_store_url)
+        if key in _bootstrapped:
+            return store
+        project_file = project.smt_dir / "project"
+        if not (_in_step(_read_state(project_file), project) and _store_ready()):
+            with _migration_lock(project):
+                state = _read_state(project_file)
+                if not _store_ready():
+                    _migrate()
+                if not _in_step(state, project):
+                    merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
+                    _fs.replace(project_file, json.dumps(merged, indent=2))
+    _bootstrapped.add(key)
+    return store
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def sqlite_path(project: Project) -> Path | None:
+    """The SQLite store file, if the store is one that exists and follows smttask.toml."""
+    url = project.record_store_url
+    if "://" in url or not os.path.isfile(url) or not project_file_in_step(project):
+        return None
+    return Path(url)
+
+
+def run_smt_command(project: Project, command: str, args: list[str]) -> None:
+    """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder."""
+    if not project_file_in_step(project):
+        bootstrap(project)  # .smt/ follows smttask.toml
+    sumatra()
+    from sumatra import commands
+
+    os.chdir(project.root)
+    getattr(commands, command)(list(args))
