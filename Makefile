@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash demo/demo.sh
@@ -28,6 +28,7 @@ bench: venv
 
 lint: venv
 	$(PY) -m ruff check smttask tests benchmarks
+	$(PY) -m mypy smttask
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

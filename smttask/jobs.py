@@ -8,6 +8,7 @@ settles each :class:`Report` into its job.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
@@ -246,11 +247,23 @@ class WorkerSettings:
     pinned: repo.Checked | None
 
     def prepare(self) -> None:
-        """Make this process ready to run the batch's jobs."""
+        """Make this (worker) process ready to run the batch's jobs."""
         if self.root and self.root not in sys.path:
             sys.path.insert(0, self.root)
         config.record = self.record
         repo.pin(self.pinned)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """:meth:`prepare` this process for the block, then restore the recording switch
+        and the pinned repository state (for batches run in the caller's process)."""
+        saved = config.record
+        self.prepare()
+        try:
+            yield
+        finally:
+            config.record = saved
+            repo.pin(None)
 
 
 def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False) -> Report:

@@ -32,6 +32,36 @@ dirty_directories = ["reports"]
 """
 
 
+SMTTASK = str(Path(sys.executable).with_name("smttask"))
+
+
+def cli(*args: str, cwd: Path, env: dict | None = None, input: str | None = None,
+        process: bool = False) -> subprocess.CompletedProcess:
+    """``smttask ARGS`` run from ``cwd``; its exit code, stdout and stderr.
+
+    By default in this process, through click's test runner (no interpreter start-up, no
+    Sumatra import per call); ``process=True`` runs the installed command instead, for
+    tests of what only a real process shows (signals, start-up, a fresh interpreter).
+    """
+    env = {**GIT_ENV, **(env or {})}
+    if process:
+        return subprocess.run([SMTTASK, *args], cwd=cwd, capture_output=True, text=True,
+                              input=input, env={**os.environ, **env}, timeout=600)
+    from click.testing import CliRunner
+
+    from smttask.cli import main
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, list(args), input=input, env=env,
+                                    catch_exceptions=False)
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(["smttask", *args], result.exit_code, result.stdout,
+                                       result.stderr)
+
+
 class Proj:
     """A project in a fresh git repository, with a uniquely named package for its tasks."""
 
@@ -71,12 +101,12 @@ class Proj:
             raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def cli(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        """Run the ``smttask`` command in the project folder."""
-        exe = str(Path(sys.executable).with_name("smttask"))
-        env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(self.root), **(env or {})}
-        return subprocess.run([exe, *args], cwd=self.root, capture_output=True, text=True,
-                              env=env, timeout=600)
+    def cli(self, *args: str, env: dict | None = None, process: bool = False,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """Run ``smttask ARGS`` in the project folder: in this process (click's runner),
+        or as a real command when a process boundary is under test."""
+        return cli(*args, cwd=cwd or self.root, env={"PYTHONPATH": str(self.root), **(env or {})},
+                   process=process)
 
     @property
     def project(self) -> smttask.config.Project:

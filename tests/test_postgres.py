@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from smttask import RecordStoreError, provenance
 from smttask import batch as batches
+
+# One server per test session: these tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("postgres")
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
 

@@ -10,16 +10,11 @@ from pathlib import Path
 import pexpect
 import pytest
 import tomllib
+from conftest import SMTTASK, cli
 
-from smttask import ConfigError, ScaffoldError, config, provenance, scaffold
+from smttask import ConfigError, RecordStoreError, ScaffoldError, config, provenance, scaffold
 
-SMTTASK = str(Path(sys.executable).with_name("smttask"))
 PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
-
-
-def cli(*args, cwd, input=None, env=None):
-    return subprocess.run([SMTTASK, *args], cwd=cwd, capture_output=True, text=True,
-                          input=input, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -184,7 +179,7 @@ def test_failure_during_init_removes_what_was_created(tmp_path):
     before = snapshot(tmp_path)
     answers = scaffold.make_answers(name="p", template="package", git=True,
                                     record_store="postgresql://nobody@127.0.0.1:9/none")
-    with pytest.raises(Exception, match="record store|psycopg"):
+    with pytest.raises(RecordStoreError, match="cannot open the record store postgresql://"):
         scaffold.init(tmp_path, answers)
     assert snapshot(tmp_path) == before
     assert sorted(os.listdir(tmp_path)) == []

@@ -5,8 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from smttask import ExecutorError, provenance
 from smttask.view import RecordStoreView
+
+# One server per test session: these tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("slurm")
 
 TASKS = """
 import time

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pdb
 import sys
 import traceback
 
@@ -377,4 +376,3 @@ def test_post_mortem_reaches_the_failing_frame():
         frames.append(tb.tb_frame)
         tb = tb.tb_next
     assert frames[-1].f_locals["local_marker"] == 42
-    assert callable(pdb.post_mortem)

@@ -73,4 +73,22 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet}
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[
         min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    logger = logging.getLogger("smttask")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False  # the CLI alone decides what reaches the terminal
+    logger.setLevel(level)
+
+
+class _Stderr(logging.StreamHandler):
+    """Log records to whatever ``sys.stderr`` is when they are emitted."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass

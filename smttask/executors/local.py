@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .. import repo
 from ..jobs import BatchResult, Event, Job, JobState, Report, WorkerSettings, execute, message
 
 __all__ = ["LocalExecutor", "PRELOAD"]
@@ -127,8 +126,7 @@ class LocalExecutor:
             batch.scan_from = 0  # it is pending again
 
     def _run_inline(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
-        settings.prepare()
-        try:
+        with settings.applied():
             while (job := next(batch.ready(), None)) is not None:
                 job.state = JobState.RUNNING
                 notify("started", job, batch)
@@ -141,8 +139,6 @@ class LocalExecutor:
                 self._conclude(batch, job, report, notify)
                 if self.fail_fast and job.state is JobState.FAILED:
                     return
-        finally:
-            repo.pin(None)
 
     def _run_pool(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
         pool = _Pool(min(self.jobs, max(1, len(batch.jobs))), settings)

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Project
+from ..errors import RecordStoreError
 from .store import bootstrap, record_manager, sqlite_path, translated
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_paths", "record_of_output", "rows"]
@@ -63,15 +64,25 @@ class Query:
         return not self.statuses or any(f"_{s}_" in tags for s in self.statuses)
 
 
-def rows(project: Project, query: Query | None = None) -> list[dict[str, Any]]:
-    """Record rows matching ``query`` (``tags`` as a set), newest first."""
+def rows(project: Project, query: Query | None = None, *,
+         engine: Literal["auto", "sqlite", "django"] = "auto") -> list[dict[str, Any]]:
+    """Record rows matching ``query`` (``tags`` as a set), newest first.
+
+    ``engine`` picks the reader: the direct SQLite one when the store allows it (auto),
+    or one of them explicitly (the tests check that both return the same rows).
+    """
     query = query or Query()
-    path = sqlite_path(project)
+    path = sqlite_path(project) if engine != "django" else None
+    if engine == "sqlite" and path is None:
+        raise RecordStoreError("the record store is not an existing SQLite file in step "
+                               "with smttask.toml; it cannot be read directly")
     if path is not None:
         found = _sqlite_rows(path, project.name, query)
     else:
         found = _django_rows(project, query)
-    result = []
+    result: list[dict[str, Any]] = []
+    if query.limit == 0:
+        return result
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
         if query.keeps(row["tags"]):

@@ -1,0 +1,81 @@
+"""One query model, two engines: SQLite read directly and Django's ORM return the same
+rows for the same filters on the same store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from smttask import TaskExecutionError, provenance
+from smttask.provenance import Query
+
+TASKS = """
+from smttask import RecordedTask
+
+@RecordedTask
+def make(n: int) -> float:
+    return float(n)
+
+@RecordedTask
+def scale(x: float, factor: float) -> float:
+    if factor < 0:
+        raise ValueError("negative factor")
+    return x * factor
+"""
+
+
+@pytest.fixture
+def store(proj):
+    tasks = proj.module(TASKS)
+    for n in range(4):
+        tasks.scale(x=tasks.make(n=n), factor=2.0, reason=f"n={n}").run()
+    with pytest.raises(TaskExecutionError):
+        tasks.scale(x=1.0, factor=-1.0).run()
+    first = provenance.labels(proj.project)[0]
+    provenance.edit_record(proj.project, first, add_tags=("good",))
+    return proj.project
+
+
+def queries(project):
+    rows = provenance.rows(project)
+    stamps = sorted(r["timestamp"] for r in rows)
+    middle = stamps[len(stamps) // 2]
+    label = rows[3]["label"]
+    return [
+        Query(),
+        Query(tasks=("make",)),
+        Query(tasks=("make", "scale")),
+        Query(statuses=("crashed",)),
+        Query(statuses=("finished", "crashed")),
+        Query(tags=("good",)),
+        Query(tags=("scale", "_finished_")),
+        Query(since=middle),
+        Query(until=middle),
+        Query(since=stamps[0], until=stamps[-1] + timedelta(microseconds=1)),
+        Query(labels=(label, "no-such-label")),
+        Query(label_prefix=label[:10]),
+        Query(tasks=("scale",), limit=2),
+        Query(limit=0),
+        Query(tasks=("nosuchtask",)),
+    ]
+
+
+def test_both_engines_return_the_same_rows(store):
+    for query in queries(store):
+        direct = provenance.rows(store, query, engine="sqlite")
+        orm = provenance.rows(store, query, engine="django")
+        assert direct == orm, query
+    assert len(provenance.rows(store, Query(tasks=("make",)))) == 4
+    assert len(provenance.rows(store, Query(statuses=("crashed",)))) == 1
+    assert [r["label"] for r in provenance.rows(store, Query(tags=("good",)))] == [
+        provenance.labels(store)[0]]
+    assert provenance.rows(store, Query(limit=0)) == []
+    assert len(provenance.rows(store, Query(tasks=("scale",), limit=2))) == 2
+
+
+def test_rows_are_newest_first_with_tags_as_sets(store):
+    rows = provenance.rows(store, engine="sqlite")
+    assert [r["timestamp"] for r in rows] == sorted((r["timestamp"] for r in rows),
+                                                    reverse=True)
+    assert all(isinstance(r["tags"], set) for r in rows)
