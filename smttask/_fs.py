@@ -4,7 +4,9 @@ Bytes go to a temporary file with a random name in the target's own folder
 (``.smttask-tmp-<pid>-<random>``), are flushed and fsynced, and only then take their
 final name in one step. Whatever happens before that step (an exception, Ctrl-C, a full
 disk) the temporary file is removed, so no reader ever sees a partial file under a real
-name. Three ways to take the name:
+name. (``durable=False`` skips the fsync for files that are cheap to make again, such as
+task files: a crash still never leaves a partial file under the name, but after a power
+cut the newest such files may be empty or missing.) Three ways to take the name:
 
 - :func:`replace`: atomically replace whatever is there (``os.replace``);
 - :func:`create`: only if the name is free (a hard link, which never overwrites);
@@ -47,9 +49,9 @@ def _temp_name(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def temporary(folder: Path, data: Writer) -> Iterator[Path]:
-    """A fsynced temporary file in ``folder`` holding ``data``; removed on leaving unless
-    it was renamed or linked away (the caller's job inside the block)."""
+def temporary(folder: Path, data: Writer, *, durable: bool = True) -> Iterator[Path]:
+    """A temporary file in ``folder`` holding ``data`` (fsynced if ``durable``); removed on
+    leaving unless it was renamed or linked away (the caller's job inside the block)."""
     tmp = _temp_name(folder)
     try:
         with open(tmp, "xb") as f:
@@ -60,26 +62,28 @@ def temporary(folder: Path, data: Writer) -> Iterator[Path]:
             else:
                 data(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         yield tmp
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def replace(path: Path, data: Writer, *, mode: int | None = None) -> None:
+def replace(path: Path, data: Writer, *, mode: int | None = None, durable: bool = True
+            ) -> None:
     """Write ``path`` atomically, replacing any earlier content (``mode``: permissions)."""
     path = Path(path)
-    with temporary(path.parent, data) as tmp:
+    with temporary(path.parent, data, durable=durable) as tmp:
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
 
 
-def create(path: Path, data: Writer) -> bool:
+def create(path: Path, data: Writer, *, durable: bool = True) -> bool:
     """Write ``path`` atomically if the name is free; False (nothing written) if taken."""
     path = Path(path)
-    with temporary(path.parent, data) as tmp:
+    with temporary(path.parent, data, durable=durable) as tmp:
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -189,7 +189,8 @@ class ResultRef:
         from pydantic import ValidationError
 
         values = {}
-        folder = f"{self.link_folder}{os.sep}{self.digest}"  # plain strings: a hot path
+        # Plain strings, not Paths: this is the cache-hit path.
+        folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
         for spec in self.specs:
             path = folder + spec.suffix
             try:

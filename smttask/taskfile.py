@@ -95,9 +95,10 @@ def describe_json(task: Task) -> str:
 
 
 def _write_new(path: Path, text: str, overwrite: bool) -> None:
+    # Task files are descriptions that the code can write again: no fsync (see _fs).
     if overwrite:
-        _fs.replace(path, text)
-    elif not _fs.create(path, text) and path.read_text(encoding="utf-8") != text:
+        _fs.replace(path, text, durable=False)
+    elif not _fs.create(path, text, durable=False) and path.read_text(encoding="utf-8") != text:
         raise TaskFileError(
             f"{path} exists with a different content; pass overwrite=True to replace it")
 
