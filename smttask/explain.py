@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import config, provenance, repo, taskfile
 from .errors import SmttaskError
 from .outputs import Datastore
-from .view import RecordStoreView, RecordView, summarize
+from .view import RecordStoreView, RecordView, is_array, nested_task, summarize
 
 if TYPE_CHECKING:
     from .task import Task
@@ -48,13 +48,15 @@ class TaskStatus:
 
 
 def differences(a: Any, b: Any, prefix: str = "") -> list[Difference]:
-    """The inputs (dotted names) where two stored task descriptions' inputs differ."""
+    """The inputs (dotted names) where two stored sets of task inputs differ (both in the
+    record form, or both in the task-file form)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        if a.get("smttask") and b.get("smttask"):
-            if a.get("taskname") != b.get("taskname") or a.get("module") != b.get("module"):
+        ta, tb = nested_task(a), nested_task(b)
+        if ta is not None and tb is not None:
+            if ta[0] != tb[0]:
                 return [Difference(prefix or "task", summarize(a), summarize(b))]
-            a, b = a.get("inputs", {}), b.get("inputs", {})
-        elif "npy" in a or "npy" in b:
+            a, b = ta[2], tb[2]
+        elif is_array(a) or is_array(b):
             return [] if a == b else [Difference(prefix, a, b)]
         out = []
         for key in sorted(set(a) | set(b)):
@@ -90,11 +92,12 @@ def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
         else:
             why = f"it ran (record {r.label}) but its output files were deleted"
         return TaskStatus(task, False, why + ": it will run", r)
-    mine = taskfile.describe(task)["inputs"]
-    ranked = sorted(same, key=lambda r: (len(differences(r.inputs, mine)),
+    ours = {True: {k: v for k, v in taskfile.record_form(task)[0].items() if k != "_smttask"},
+            False: taskfile.describe(task)["inputs"]}  # to compare like with like
+    ranked = sorted(same, key=lambda r: (len(differences(r.inputs, ours[r.record_form])),
                                          -r.timestamp.timestamp()))
     closest = ranked[0]
-    diffs = differences(closest.inputs, mine)
+    diffs = differences(closest.inputs, ours[closest.record_form])
     if not diffs:
         why = (f"record {closest.label} has the same inputs but another digest: the task's "
                "version or the digest scheme changed")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import _fs, provenance, repo, taskfile
 from .errors import SmttaskError
-from .outputs import Datastore, output_of
+from .outputs import Datastore, Written, output_of
 from .recorded import Recorded
 from .view import RecordStoreView, RecordView
 
@@ -129,16 +129,15 @@ def create_surrogates(paths: Iterable[str | os.PathLike[str]], *,
         if any(t in claimed for t in targets):
             continue
         module_file, _ = repo.code_location(type(task).__module__, root)
-        rec = recorder.start(
-            taskname=task.taskname, digest=task.digest,
-            parameters_json=taskfile.describe_json(task),
-            main_file=module_file.relative_to(root).as_posix(), commit=commit,
-            diff="", reason=task.reason or "surrogate record", input_paths=[],
-            user=repo.git_user(root))
-        rec.add_tag("surrogate")
-        recorder.finish(rec, status="finished", duration=0.0,
+        parameters, stored = taskfile.record_form(task, store)
+        run = recorder.start(provenance.RunStart(
+            taskname=task.taskname, digest=task.digest, parameters=parameters,
+            main_file=module_file.relative_to(root).as_posix(), commit=commit, diff="",
+            reason=task.reason or "surrogate record", inputs=stored,
+            user=repo.git_user(root), tags=("surrogate",)))
+        recorder.finish(run, status="finished", duration=0.0,
                         outcome="Surrogate record: the result existed without a record; "
                                 "the commit is the one current when the surrogate was made.",
-                        output_paths=targets, stdout_stderr="", commit=commit)
-        made.append(rec.label)
+                        outputs=[Written.of(t) for t in targets], stdout_stderr="")
+        made.append(run.label)
     return made

@@ -5,10 +5,15 @@
 - ``<input>/<TaskName>/<digest>_<name>.<ext>`` is a relative symlink to the newest file.
   Lookup goes through these links only: deleting one invalidates a cached result.
 - Array outputs go to binary ``.npy`` files; everything else to JSON.
+- Each result file has a sidecar ``<file>.meta.json`` with its size, xxh3-128 and SHA-1
+  checksums and the code that made it. A load verifies the checksum and the declared type;
+  a file that fails is set aside (renamed ``…quarantined-<time>``, never deleted) and the
+  task runs again.
 - An iterative task's digest ends in ``__<param>_<step>``; its steps share the folder.
+- Array *inputs* of records are stored once, by content, in ``<input>/.inputs/``.
 
 :class:`Datastore` holds the two roots; :class:`ResultRef` is one task's result in it
-(its links, files, versions and steps; load and write).
+(its links, files, versions and steps; load, write, link).
 """
 
 from __future__ import annotations
@@ -16,24 +21,145 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import hashlib
+import io
+import json
 import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import xxhash
 
 from . import _fs
 
 if TYPE_CHECKING:
+    import numpy as np
     from pydantic import TypeAdapter
 
     from .config import Project
 
-__all__ = ["Datastore", "OutputSpec", "ResultRef", "output_of", "type_adapter"]
+__all__ = [
+    "BLOBS",
+    "SIDECAR",
+    "CorruptResult",
+    "Datastore",
+    "OutputSpec",
+    "ResultRef",
+    "Written",
+    "checksums",
+    "npy_bytes",
+    "npy_from_buffer",
+    "output_of",
+    "quarantine",
+    "read_sidecar",
+    "type_adapter",
+    "verify",
+]
 
 logger = logging.getLogger(__name__)
+
+#: The checksum file beside each result file.
+SIDECAR = ".meta.json"
+#: Where array inputs of records are stored once (in the input datastore).
+BLOBS = ".inputs"
+
+
+class CorruptResult(Exception):
+    """A result file that must not be loaded: checksum, size or type do not match."""
+
+
+def npy_bytes(arr: Any) -> bytes:
+    """The ``.npy`` bytes of an array (no pickles)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_from_buffer(data: bytes | bytearray) -> np.ndarray:
+    """An array over the ``.npy`` bytes ``data`` (no copy; writable for a bytearray)."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    head = io.BytesIO(bytes(data[:16]))
+    try:
+        version = npy.read_magic(head)
+    except ValueError as exc:
+        raise CorruptResult(f"not a .npy file: {exc}") from None
+    size_bytes = 2 if version == (1, 0) else 4
+    if len(data) < 8 + size_bytes:
+        raise CorruptResult("truncated .npy header")
+    header_len = int.from_bytes(bytes(data[8:8 + size_bytes]), "little")
+    offset = 8 + size_bytes + header_len
+    header = io.BytesIO(bytes(data[:offset]))
+    npy.read_magic(header)
+    if version not in ((1, 0), (2, 0)):
+        raise CorruptResult(f".npy format version {version} is not one smttask writes")
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    try:
+        shape, fortran, dtype = read(header)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise CorruptResult(f"unreadable .npy header: {exc}") from None
+    if dtype.hasobject:
+        raise CorruptResult("object arrays are never loaded")
+    count = 1
+    for n in shape:
+        count *= n
+    if len(data) - offset != count * dtype.itemsize:
+        raise CorruptResult(f"{len(data) - offset} data bytes for {count} items of {dtype}")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The checksum sidecar of a result file, or None if it has none."""
+    try:
+        with open(f"{os.fspath(path)}{SIDECAR}", "rb") as f:
+            meta = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CorruptResult(f"unreadable checksum file: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("xxh3"), str):
+        raise CorruptResult("malformed checksum file")
+    return meta
+
+
+def _read_file(path: str) -> bytearray:
+    with open(path, "rb") as f:
+        data = bytearray(os.fstat(f.fileno()).st_size)
+        n = f.readinto(data)
+    if n != len(data):
+        raise CorruptResult(f"read {n} of {len(data)} bytes")
+    return data
+
+
+@dataclass(frozen=True)
+class Written:
+    """One result file as written: where it is and its checksums."""
+
+    path: Path
+    size: int
+    xxh3: str
+    sha1: str
+    created: datetime = field(compare=False)
+
+    @classmethod
+    def of(cls, path: Path) -> Written:
+        """An existing result file, with its checksums (from its sidecar when it has one)."""
+        meta = read_sidecar(path)
+        if meta is not None and isinstance(meta.get("sha1"), str):
+            size, xxh3, sha1 = int(meta["size"]), meta["xxh3"], meta["sha1"]
+        else:
+            size, xxh3, sha1 = checksums(path)
+        created = datetime.fromtimestamp(os.stat(path).st_ctime, timezone.utc)
+        return cls(Path(path), size, xxh3, sha1, created)
 
 
 def type_adapter(annotation: Any) -> TypeAdapter[Any]:
@@ -85,23 +211,61 @@ class OutputSpec:
         return re.compile(rf"(?P<digest>.+)_{re.escape(self.name)}(?:_(?P<n>\d+))?"
                           rf"\.{self.ext}")
 
-    def dump(self, value: Any) -> _fs.Writer:
-        """What to write for ``value``: a writer of ``.npy`` bytes, or JSON bytes."""
+    def encode(self, value: Any) -> bytes:
+        """The file bytes for ``value``: ``.npy`` for arrays, JSON otherwise."""
         if self.ext == "npy":
-            import numpy as np
-
-            arr = np.asarray(value)
-            return lambda f: np.save(f, arr, allow_pickle=False)
+            return npy_bytes(value)
         return self.adapter.dump_json(value)
 
-    def read(self, path: str | os.PathLike[str]) -> Any:
-        """Load and validate one saved value."""
-        if self.ext == "npy":
-            import numpy as np
+    def decode(self, data: bytes | bytearray) -> Any:
+        """The validated value of file bytes; CorruptResult if they do not fit the type."""
+        from pydantic import ValidationError
 
-            return self.adapter.validate_python(np.load(path, allow_pickle=False))
-        with open(path, "rb") as f:
-            return self.adapter.validate_json(f.read())
+        try:
+            if self.ext == "npy":
+                arr = npy_from_buffer(data)
+                value = self.adapter.validate_python(arr)
+                if getattr(value, "dtype", arr.dtype) != arr.dtype:
+                    raise CorruptResult(f"dtype {arr.dtype} where {value.dtype} is declared")
+                return value
+            return self.adapter.validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise CorruptResult(f"does not fit the declared type: {first['msg']}") from None
+
+    def read(self, path: str | os.PathLike[str]) -> Any:
+        """Load one saved value, verified against its checksum when it has one."""
+        data = _read_file(os.fspath(path))
+        meta = read_sidecar(path)
+        if meta is not None:
+            verify(data, meta)
+        return self.decode(data)
+
+
+def verify(data: bytes | bytearray, meta: dict[str, Any]) -> None:
+    """CorruptResult unless ``data`` has the size and xxh3-128 its sidecar says."""
+    if meta.get("size") is not None and meta["size"] != len(data):
+        raise CorruptResult(f"{len(data)} bytes where {meta['size']} were written")
+    if xxhash.xxh3_128_hexdigest(data) != meta["xxh3"]:
+        raise CorruptResult("checksum mismatch (the file changed after it was written)")
+
+
+def checksums(path: str | os.PathLike[str]) -> tuple[int, str, str]:
+    """(size, xxh3-128, SHA-1) of a file."""
+    data = _read_file(os.fspath(path))
+    return len(data), xxhash.xxh3_128_hexdigest(data), hashlib.sha1(data).hexdigest()
+
+
+def quarantine(path: Path, why: str) -> Path:
+    """Set a bad result file (and its sidecar) aside under a name no lookup uses; where."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    aside = path.with_name(f"{path.name}.quarantined-{stamp}")
+    os.rename(path, aside)
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(f"{path}{SIDECAR}", f"{aside}{SIDECAR}")
+    logger.warning("set aside the result file %s (%s); the task will run again: %s",
+                   path, why, aside.name)
+    return aside
 
 
 @dataclass(frozen=True)
@@ -120,8 +284,38 @@ class Datastore:
         return ResultRef(self, taskname, digest, tuple(specs))
 
     def output_file(self, key: str) -> Path:
-        """The file of a record's output data key (relative to the output datastore)."""
+        """The file of an output data key of a record made before smttask-record/1
+        (relative to the output datastore)."""
         return self.output_dir / key
+
+    def data_key(self, path: Path) -> str:
+        """A file's data key in records: its path relative to the input datastore (the
+        same key whether a record lists the file as its output or as an input)."""
+        return Path(os.path.relpath(path, self.input_dir)).as_posix()
+
+    def file_of(self, key: str) -> Path:
+        """The file of a data key (see :meth:`data_key`)."""
+        return self.input_dir / key
+
+    def store_blob(self, arr: Any) -> tuple[str, str]:
+        """Store an array input once, by content; (its xxh3-128, its data key)."""
+        data = npy_bytes(arr)
+        digest = xxhash.xxh3_128_hexdigest(data)
+        path = self.input_dir / BLOBS / f"{digest}.npy"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _fs.create(path, data)
+        return digest, self.data_key(path)
+
+    def load_blob(self, key: str, digest: str) -> np.ndarray:
+        """A stored array input, checked against its hash (FileNotFoundError if gone,
+        CorruptResult if changed)."""
+        if not key.startswith(f"{BLOBS}/") or "/.." in key or "\\" in key:
+            raise CorruptResult(f"{key!r} is not a stored input")
+        data = _read_file(os.fspath(self.input_dir / key))
+        if xxhash.xxh3_128_hexdigest(data) != digest:
+            raise CorruptResult(f"the stored input {key} does not match its hash")
+        return npy_from_buffer(data)
 
     def links_of(self, taskname: str, digest: str) -> list[Path]:
         """Every result link of ``digest``, whatever its outputs (for maintenance)."""
@@ -185,35 +379,63 @@ class ResultRef:
         return [self.file_folder / name for _, name in sorted(found)]
 
     def load(self) -> dict[str, Any] | None:
-        """The saved outputs, or None if any is missing or unreadable."""
-        from pydantic import ValidationError
-
+        """The saved outputs, verified; None if any is missing or bad (a bad file is set
+        aside, so that the task runs again)."""
         values = {}
         # Plain strings, not Paths: this is the cache-hit path.
         folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
         for spec in self.specs:
-            path = folder + spec.suffix
+            link = folder + spec.suffix
             try:
-                values[spec.name] = spec.read(path)
+                real = os.path.realpath(link)
+                values[spec.name] = spec.read(real)
             except FileNotFoundError:
                 return None
-            except (OSError, ValueError, EOFError, ValidationError) as exc:
-                logger.warning("ignoring unreadable result %s: %s", path, exc)
+            except (CorruptResult, OSError) as exc:
+                quarantine(Path(real), str(exc))
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(link)
                 return None
         return values
 
-    def write(self, values: dict[str, Any]) -> list[Path]:
-        """Write every output under a fresh name, then point the links at them; the files."""
+    def write(self, values: dict[str, Any], meta: dict[str, Any] | None = None
+              ) -> list[Written]:
+        """Write every output under a fresh name, with its checksum sidecar (``meta`` is
+        added to it); not linked yet (:meth:`link`). Nothing is left behind on failure."""
+        encoded = [spec.encode(values[spec.name]) for spec in self.specs]
         folder = self.file_folder
         folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:  # every file complete before any is named
-            tmps = [stack.enter_context(_fs.temporary(folder, spec.dump(values[spec.name])))
-                    for spec in self.specs]
-            written = [_fs.link_first_free(tmp, self._names(spec))
-                       for spec, tmp in zip(self.specs, tmps, strict=True)]
-        for spec, target in zip(self.specs, written, strict=True):
-            self.relink(spec, target)
+        written: list[Written] = []
+        try:
+            with contextlib.ExitStack() as stack:  # every file complete before any is named
+                tmps = [stack.enter_context(_fs.temporary(folder, data)) for data in encoded]
+                for spec, tmp, data in zip(self.specs, tmps, encoded, strict=True):
+                    path = _fs.link_first_free(tmp, self._names(spec))
+                    item = Written(path, len(data), xxhash.xxh3_128_hexdigest(data),
+                                   hashlib.sha1(data).hexdigest(),
+                                   datetime.fromtimestamp(os.stat(path).st_ctime, timezone.utc))
+                    written.append(item)
+                    side = {"size": item.size, "xxh3": item.xxh3, "sha1": item.sha1,
+                            "task": self.taskname, "digest": self.digest, "output": spec.name,
+                            **(meta or {})}
+                    _fs.create(Path(f"{path}{SIDECAR}"), json.dumps(side, sort_keys=True))
+        except BaseException:
+            self.discard(written)  # never linked nor recorded: nobody refers to them
+            raise
         return written
+
+    @staticmethod
+    def discard(written: list[Written]) -> None:
+        """Remove freshly written files that will never be published."""
+        for item in written:
+            for path in (item.path, Path(f"{item.path}{SIDECAR}")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def publish(self, written: list[Written]) -> None:
+        """Point the result's links at freshly written files: from now on it loads."""
+        for spec, item in zip(self.specs, written, strict=True):
+            self.relink(spec, item.path)
 
     def _names(self, spec: OutputSpec) -> Iterator[Path]:
         n = 1

@@ -17,22 +17,35 @@ written or recorded.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import os
+import socket
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+import xxhash
+
 from . import config, provenance, repo
 from . import digest as _digest
-from .errors import ProjectNotFoundError, TaskDefinitionError, TaskExecutionError, TaskInputError
-from .outputs import Datastore, ResultRef
+from .errors import (
+    ProjectNotFoundError,
+    RecordStoreError,
+    TaskDefinitionError,
+    TaskExecutionError,
+    TaskInputError,
+)
+from .outputs import Datastore, ResultRef, Written
 from .task import Task
-from .taskfile import describe_json
+from .taskfile import record_form
 
-__all__ = ["Recorded", "RecordedIterative", "captured_output"]
+__all__ = ["Recorded", "RecordedIterative", "captured_output", "code_fingerprint",
+           "running_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,28 +164,29 @@ class Recorded(Task):
         store = Datastore.of(project)
         prepared = self._prepare(self._load_inputs(True), store, recompute, record=True)
         recorder = provenance.recorder(project)
+        parameters, stored_inputs = record_form(self, store)
         commit = checked.state.commit or ""
-        rec = recorder.start(
-            taskname=self.taskname, digest=self.digest,
-            parameters_json=describe_json(self), main_file=main_file, commit=commit,
-            diff=checked.diff, reason=self.reason,
-            input_paths=prepared.input_files + self._upstream_files(store),
-            user=repo.git_user(checked.state.root))
-        self.record_label = rec.label
-        logger.info("%s: running (record %s)", self.taskname, rec.label)
+        run = recorder.start(provenance.RunStart(
+            taskname=self.taskname, digest=self.digest, parameters=parameters,
+            main_file=main_file, commit=commit, diff=checked.diff, reason=self.reason,
+            inputs=prepared.input_files + self._upstream_files(store) + stored_inputs,
+            user=repo.git_user(checked.state.root), outcome=running_note()))
+        self.record_label = run.label
+        logger.info("%s: running (record %s)", self.taskname, run.label)
         notes = list(prepared.notes)
         if checked.state.tolerated:
             notes.append("Uncommitted changes tolerated in dirty directories: "
                          + ", ".join(checked.state.tolerated))
-        status, written = "crashed", []
+        ref = self.result_ref(store)
+        status, written, trace = "crashed", [], ""
         start = time.perf_counter()
         output = None
         try:
             with captured_output() as output:
                 values = self._execute(prepared.kwargs, validate=True)
-                written = self._write(store, values)
+            written = self._write(ref, values, {"code": code_fingerprint(type(self)),
+                                                "commit": commit, "record": run.label})
             status = "finished"
-            return values
         except (KeyboardInterrupt, SystemExit) as exc:
             status = "killed"
             notes.insert(0, f"Killed by {type(exc).__name__}")
@@ -180,19 +194,54 @@ class Recorded(Task):
         except TaskExecutionError as exc:
             cause = exc.__cause__
             notes.insert(0, f"{type(cause).__name__}: {cause}" if cause else str(exc))
+            trace = "".join(traceback.format_exception(cause or exc))
             raise
         finally:
-            recorder.finish(rec, status=status, duration=time.perf_counter() - start,
-                            outcome="\n".join(notes), output_paths=written,
-                            stdout_stderr=output.text if output else "", commit=commit)
+            outcome = "\n".join(notes) + (f"\n\n{trace}" if trace else "")
+            try:
+                recorder.finish(run, status=status, duration=time.perf_counter() - start,
+                                outcome=outcome, outputs=written,
+                                stdout_stderr=output.text if output else "")
+            except RecordStoreError:
+                ref.discard(written)  # never linked nor recorded: the run did not happen
+                raise
+        ref.publish(written)
+        return values
 
-    def _write(self, store: Datastore, values: dict[str, Any]) -> list[Path]:
+    def _write(self, ref: ResultRef, values: dict[str, Any], meta: dict[str, Any]
+               ) -> list[Written]:
         try:
-            return self.result_ref(store).write(values)
+            return ref.write(values, meta)
         except (OSError, ValueError) as exc:  # a full disk, a value that cannot be saved
             raise TaskExecutionError(
                 f"{self.taskname} ({self.digest}): could not save its outputs: {exc}"
             ) from exc
+
+
+def running_note() -> str:
+    """Where this process runs, for a record's outcome while it runs (lost runs are found
+    by it)."""
+    note = f"Running on host {socket.gethostname()}, pid {os.getpid()}"
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        index = os.environ.get("SLURM_ARRAY_TASK_ID")
+        note += f", SLURM job {array}_{index}" if array and index else f", SLURM job {job}"
+    return note
+
+
+_fingerprints: dict[type, str] = {}
+
+
+def code_fingerprint(cls: type) -> str:
+    """A hash of the task's own source code ('' when it cannot be read)."""
+    if cls not in _fingerprints:
+        try:
+            source = inspect.getsource(getattr(cls, "__wrapped__", cls))
+        except (OSError, TypeError):
+            source = ""
+        _fingerprints[cls] = xxhash.xxh3_64_hexdigest(source.encode()) if source else ""
+    return _fingerprints[cls]
 
 
 class RecordedIterative(Recorded):

@@ -36,6 +36,8 @@ __all__ = [
     "RecordStoreView",
     "RecordView",
     "flatten_inputs",
+    "is_array",
+    "nested_task",
     "parse_when",
     "summarize",
 ]
@@ -67,21 +69,44 @@ def parse_when(value: str | date | datetime) -> datetime:
         raise UsageError(msg) from None
 
 
+def is_array(value: Any) -> bool:
+    """True for an array input as a record or task file stores it."""
+    return isinstance(value, dict) and "dtype" in value and "shape" in value and (
+        "npy" in value or "file" in value or "values" in value)
+
+
+def nested_task(value: Any) -> tuple[str, str, dict[str, Any]] | None:
+    """(name, digest, inputs) if ``value`` is a nested task as stored, else None."""
+    if isinstance(value, dict):
+        meta = value.get("_smttask")
+        if isinstance(meta, dict):  # record form
+            return (str(meta.get("task", "")), str(meta.get("digest", "")),
+                    {k: v for k, v in value.items() if k != "_smttask"})
+        if value.get("smttask") and isinstance(value.get("inputs"), dict):  # task-file form
+            return (str(value.get("taskname", "")), str(value.get("digest", "")),
+                    value["inputs"])
+    return None
+
+
 def summarize(value: Any) -> Any:
     """An input value as stored, for display: arrays and nested tasks shortened."""
-    if isinstance(value, dict) and "npy" in value:
+    if is_array(value):
+        if "values" in value:
+            return value["values"]
         return f"<array {value.get('dtype')} {tuple(value.get('shape', ()))}>"
-    if isinstance(value, dict) and value.get("smttask"):
-        return f"{value.get('taskname')}({value.get('digest', '')[:8]})"
+    task = nested_task(value)
+    if task is not None:
+        return f"{task[0]}({task[1][:8]})"
     return value
 
 
 def _lookup(inputs: dict[str, Any], dotted: str) -> Any:
-    """``inputs["a"]["b"]``, stepping into nested task descriptions' inputs."""
+    """``inputs["a"]["b"]``, stepping into nested tasks' inputs."""
     value: Any = inputs
     for part in dotted.split("."):
-        if isinstance(value, dict) and value.get("smttask") and "inputs" in value:
-            value = value["inputs"]
+        task = nested_task(value)
+        if task is not None:
+            value = task[2]
         if not isinstance(value, dict) or part not in value:
             raise KeyError(dotted)
         value = value[part]
@@ -122,17 +147,35 @@ class RecordView:
             return {}
 
     @property
+    def record_form(self) -> bool:
+        """True for records written by smttask-record/1 (inputs at the top level of the
+        parameters); False for older ones (the task file as parameters)."""
+        from .taskfile import is_record_form
+
+        return is_record_form(self.params)
+
+    @property
+    def _meta(self) -> dict[str, Any]:
+        if self.record_form:
+            return {"taskname": self.params["_smttask"].get("task", ""),
+                    "digest": self.params["_smttask"].get("digest", "")}
+        return self.params
+
+    @property
     def taskname(self) -> str:
-        return self.params.get("taskname", "")
+        return str(self._meta.get("taskname", ""))
 
     @property
     def digest(self) -> str:
-        return self.params.get("digest", "")
+        return str(self._meta.get("digest", ""))
 
     @property
     def inputs(self) -> dict[str, Any]:
-        """The task's inputs as stored (arrays as their JSON form, nested tasks as dicts)."""
-        return self.params.get("inputs", {})
+        """The task's inputs as stored: scalars as they are, arrays summarised (dtype,
+        shape, statistics, hash, stored file), nested tasks as dicts of their inputs."""
+        if self.record_form:
+            return {k: v for k, v in self.params.items() if k != "_smttask"}
+        return dict(self.params.get("inputs", {}))
 
     @property
     def status(self) -> str:
@@ -146,14 +189,19 @@ class RecordView:
         """The task that made this record (imports only the project's modules)."""
         from . import taskfile
 
+        if self.record_form:
+            return taskfile.load_record_form(self.params, Datastore.of(self.project),
+                                             where=f"record {self.label}")
         return taskfile.load(self.params)
 
     @cached_property
     def output_files(self) -> list[Path]:
         """The files this run wrote (in the output datastore; they may have been deleted)."""
         store = Datastore.of(self.project)
-        paths = provenance.output_paths(self.project, [self.label])[self.label]
-        return [store.output_file(p) for p in paths]
+        keys = provenance.output_paths(self.project, [self.label])[self.label]
+        if self.record_form:
+            return [store.file_of(k) for k in keys]
+        return [store.output_file(k) for k in keys]
 
     @property
     def outputs(self) -> list[Path]:
@@ -370,9 +418,10 @@ def flatten_inputs(inputs: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, value in inputs.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict) and value.get("smttask") and "inputs" in value:
+        task = nested_task(value)
+        if task is not None:
             flat[key] = summarize(value)
-            flat.update(flatten_inputs(value["inputs"], key + "."))
+            flat.update(flatten_inputs(task[2], key + "."))
         else:
             flat[key] = value
     return flat

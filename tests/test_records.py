@@ -49,7 +49,10 @@ def test_record_holds_the_provenance_of_a_run(proj, capsys):
     [rec] = records(proj)
     assert rec.label == task.record_label
     assert re.fullmatch(r"\d{8}-\d{6}_" + task.digest[:6], rec.label)
-    assert json.loads(rec.parameters.pretty()) == task.desc
+    params = json.loads(rec.parameters.pretty())
+    assert params == {"x": 3.0, "_smttask": {  # the inputs at the top level, bookkeeping apart
+        "format": "smttask-record/1", "task": "square", "module": f"{proj.pkg}.tasks",
+        "digest": task.digest}}
     assert rec.main_file == f"{proj.pkg}/tasks.py"
     assert rec.version == proj.git("rev-parse", "HEAD").strip()
     assert rec.reason == "check the record"
@@ -57,7 +60,7 @@ def test_record_holds_the_provenance_of_a_run(proj, capsys):
     assert {"_finished_", "square"} <= set(rec.tags)
     assert "squaring 3.0" in rec.stdout_stderr and "warning!" in rec.stdout_stderr
     assert rec.duration is not None and rec.duration >= 0
-    assert [k.path for k in rec.output_data] == [f"square/{task.digest}_result.json"]
+    assert [k.path for k in rec.output_data] == [f"run_dump/square/{task.digest}_result.json"]
     deps = {d.name: d for d in rec.dependencies}
     import numpy
     import pydantic

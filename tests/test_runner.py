@@ -68,7 +68,7 @@ def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):
     assert len({r.label for r in finished + crashed}) == 199
     assert "unlucky 13" in crashed[0].outcome
     assert crashed[0].script_arguments.endswith(".taskdesc.json")
-    assert len(list((proj.root / "data/run_dump/square").iterdir())) == 198
+    assert len(list((proj.root / "data/run_dump/square").glob("*_result.json"))) == 198
     # A second run loads every result and records nothing new (but the failure again).
     again = proj.cli("run", "-n", "2", "tasks")
     assert again.returncode == 1
@@ -183,7 +183,7 @@ def test_python_api_matches_the_cli(proj):
     batch = batches.run([path], jobs=2)
     assert batch.ok and batch.jobs[0].state == "ran" and batch.jobs[0].label
     rec = provenance.get_record(proj.project, batch.jobs[0].label)
-    assert json.loads(rec.parameters.pretty())["digest"] == tasks.square(x=9).digest
+    assert json.loads(rec.parameters.pretty())["_smttask"]["digest"] == tasks.square(x=9).digest
 
 
 def test_pdb_opens_the_debugger_in_the_failing_task(proj):

@@ -175,8 +175,9 @@ def test_named_outputs_one_file_each(proj):
     assert result.mean == 1.5
     np.testing.assert_array_equal(result.values, [0, 1, 2, 3])
     folder = proj.root / "data/run_dump/stats"
-    assert sorted(p.name for p in folder.iterdir()) == [
-        f"{task.digest}_mean.json", f"{task.digest}_values.npy"]
+    files = [f"{task.digest}_mean.json", f"{task.digest}_values.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        files + [f + ".meta.json" for f in files])  # each file and its checksums
     reloaded = tasks.stats(n=4).run()
     assert reloaded.mean == 1.5 and reloaded.values.dtype == np.float64
 

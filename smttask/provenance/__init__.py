@@ -11,6 +11,8 @@ from .queries import ROW_FIELDS, Query, count, labels, output_paths, record_of_o
 from .records import (
     RecordDetails,
     Recorder,
+    Run,
+    RunStart,
     delete_records,
     details,
     edit_record,
@@ -25,6 +27,8 @@ __all__ = [
     "Query",
     "RecordDetails",
     "Recorder",
+    "Run",
+    "RunStart",
     "bootstrap",
     "count",
     "delete_records",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..config import Project
 from ..errors import RecordStoreError
+from ..outputs import Datastore
 from .store import bootstrap, record_manager, sqlite_path, translated
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_paths", "record_of_output", "rows"]
@@ -189,8 +190,9 @@ def record_of_output(project: Project, path: Path) -> str | None:
     bootstrap(project)
     from sumatra.recordstore.django_store import models
 
-    rel = os.path.relpath(path, project.output_dir)
+    keys = [Datastore.of(project).data_key(path),  # records of smttask-record/1 on
+            os.path.relpath(path, project.output_dir)]  # older records
     with translated("cannot read the record store"):
-        key = models.DataKey.objects.filter(path=rel,
+        key = models.DataKey.objects.filter(path__in=keys,
                                             output_from_record__project__id=project.name)
         return key.values_list("output_from_record__label", flat=True).first()

@@ -10,23 +10,30 @@ lock: Sumatra silently replaces a record saved under an existing label.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib.metadata
+import json
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..config import Project
+from ..outputs import Datastore, Written, checksums, read_sidecar
 from .store import TIMESTAMP_FORMAT, bootstrap, record_manager, sumatra, translated, writing
+from .writer import DataKeyRow, SqlWriter, StoredRecord
 
 __all__ = [
     "RecordDetails",
     "Recorder",
+    "Run",
+    "RunStart",
     "delete_records",
     "dependencies",
     "details",
@@ -106,8 +113,36 @@ def _script_from_argv(root: Path) -> str:
 
 # --- writing records ----------------------------------------------------------------------
 
+@dataclass
+class RunStart:
+    """What a record says when its run starts."""
+
+    taskname: str
+    digest: str
+    parameters: dict[str, Any]  # the task in its record form (see smttask.taskfile)
+    main_file: str  # the task's module, repo-relative
+    commit: str
+    diff: str
+    reason: str | None
+    inputs: list[Path]  # result files and stored inputs it reads
+    user: str
+    outcome: str = ""  # while running: where (host, pid)
+    script: str | None = None  # the launch arguments (default: from sys.argv)
+    tags: tuple[str, ...] = ()  # besides the task name and the status
+
+
+@dataclass
+class Run:
+    """A record being written: its label, and what the store knows of it."""
+
+    label: str
+    stored: StoredRecord
+    timestamp: datetime
+    commit: str
+
+
 class Recorder:
-    """Writes the records of one project."""
+    """Writes the records of one project (a few SQL statements per save, see .writer)."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
@@ -118,103 +153,89 @@ class Recorder:
         from sumatra.programs import PythonExecutable
         from sumatra.versioncontrol._git import GitRepository
 
+        self.store = Datastore.of(project)
+        self.writer = SqlWriter(project.name)
         self.executable = PythonExecutable(sys.executable, version=platform.python_version())
         self.repository = GitRepository(str(project.root), upstream="")
         self.launch_mode = SerialLaunchMode(working_directory=str(project.root))
-        self.datastore = FileSystemDataStore(str(project.output_dir))
-        self.input_datastore = FileSystemDataStore(str(project.input_dir))
+        # Both of Sumatra's datastores are the input datastore: a result file then has one
+        # data key whether a record lists it as an output or as an input.
+        self.datastore = FileSystemDataStore(str(project.input_dir))
+        self._key_cache: dict[tuple[str, int, int], DataKeyRow] = {}
 
-    @property
-    def store(self) -> Any:
-        return bootstrap(self.project)  # re-binds Django if another project was used since
+    def _shared(self) -> dict[str, int]:
+        w = self.writer
+        return {"executable_id": w.shared_id("Executable", self.executable),
+                "repository_id": w.shared_id("Repository", self.repository),
+                "launch_mode_id": w.shared_id("LaunchMode", self.launch_mode),
+                "datastore_id": w.shared_id("Datastore", self.datastore),
+                "input_datastore_id": w.shared_id("Datastore", self.datastore)}
 
-    def data_keys(self, paths: list[Path], *, output: bool) -> list[Any]:
-        """Sumatra DataKeys (path relative to the datastore, SHA-1, size, time)."""
-        from sumatra.datastore.filesystem import DataFile
+    def _key(self, path: Path) -> DataKeyRow:
+        """The data key of an input file (checksums from its sidecar when it has one)."""
+        st = os.stat(path)
+        cache_key = (os.fspath(path), st.st_size, st.st_ctime_ns)
+        if cache_key not in self._key_cache:
+            meta = read_sidecar(path)
+            sha1 = meta.get("sha1") if meta else None
+            size = st.st_size
+            if not isinstance(sha1, str):
+                size, _, sha1 = checksums(path)
+            self._key_cache[cache_key] = DataKeyRow(
+                self.store.data_key(path), sha1,
+                datetime.fromtimestamp(st.st_ctime, timezone.utc), size)
+        return self._key_cache[cache_key]
 
-        store = self.datastore if output else self.input_datastore
-        root = Path(store.root)
-        return [DataFile(os.path.relpath(p, root), store).generate_key() for p in paths]
-
-    def start(
-        self,
-        *,
-        taskname: str,
-        digest: str,
-        parameters_json: str,
-        main_file: str,
-        commit: str,
-        diff: str,
-        reason: str | None,
-        input_paths: list[Path],
-        user: str,
-    ) -> Any:
-        """Save a ``_running_`` record under a fresh unique label and return it."""
+    def start(self, run: RunStart) -> Run:
+        """Save a ``_running_`` record under a fresh unique label."""
         from sumatra.core import STATUS_FORMAT
         from sumatra.parameters import JSONParameterSet
-        from sumatra.records import Record
 
         now = datetime.now(timezone.utc)
-        args = script_arguments.get()
-        if args is None:
-            args = _script_from_argv(self.project.root)
-        record = Record(
-            executable=self.executable,
-            repository=self.repository,
-            main_file=main_file,
-            version=commit,
-            launch_mode=self.launch_mode,
-            datastore=self.datastore,
-            parameters=JSONParameterSet(parameters_json),
-            input_data=self.data_keys(input_paths, output=False),
-            script_arguments=args,
-            label=f"{now:{TIMESTAMP_FORMAT}}_{digest[:6]}",
-            reason=reason or "",
-            diff=diff,
-            user=user,
-            on_changed=self.project.config.repo.on_changed,
-            input_datastore=self.input_datastore,
-            stdout_stderr="",
-            timestamp=now,
-        )
-        record.add_tag(taskname)
-        record.add_tag(STATUS_FORMAT % "running")
-        with translated(f"cannot save record {record.label}"):
-            store = self.store
-            with writing(self.project):
-                base, n = record.label, 1
-                while record_manager(store).filter(project__id=self.project.name,
-                                                   label=record.label).exists():
-                    n += 1
-                    record.label = f"{base}_{n}"
-                store.save(self.project.name, record)
-        return record
+        script = run.script if run.script is not None else script_arguments.get()
+        if script is None:
+            script = _script_from_argv(self.project.root)
+        content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
+        tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
+        keys = [self._key(p) for p in run.inputs]
+        with translated(f"cannot save the record of {run.taskname}"):
+            bootstrap(self.project)  # re-binds Django if another project was used since
+            with writing(self.project), _cursor() as cur:
+                fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
+                          "reason": run.reason or "", "duration": None,
+                          "main_file": run.main_file, "version": run.commit,
+                          "outcome": run.outcome, "timestamp": now, "diff": run.diff,
+                          "user": run.user, "script_arguments": script, "stdout_stderr": "",
+                          "repeats": None, **self._shared()}
+                stored = self.writer.insert(cur, fields, tags, content, keys)
+        return Run(stored.label, stored, now, run.commit)
 
-    def finish(
-        self,
-        record: Any,
-        *,
-        status: str,
-        duration: float,
-        outcome: str,
-        output_paths: list[Path],
-        stdout_stderr: str,
-        commit: str,
-    ) -> None:
-        """Save the final state: status tag, duration, outputs, dependencies, platform."""
+    def finish(self, run: Run, *, status: str, duration: float, outcome: str,
+               outputs: list[Written], stdout_stderr: str) -> None:
+        """Save the final state: status, duration, outcome, outputs, packages, platform."""
         from sumatra.core import STATUS_FORMAT
 
-        record.add_tag(STATUS_FORMAT % status)
-        record.duration = duration
-        record.outcome = outcome
-        record.output_data = self.data_keys(output_paths, output=True)
-        record.stdout_stderr = stdout_stderr
-        record.dependencies = dependencies(self.project.root, commit)
-        record.platforms = _platforms()
-        with translated(f"cannot save record {record.label}"):
-            store = self.store
-            with writing(self.project):
-                store.save(self.project.name, record)
+        tags = {t for t in run.stored.tags if not (t.startswith("_") and t.endswith("_"))}
+        tags.add(STATUS_FORMAT % status)
+        keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
+                for w in outputs]
+        with translated(f"cannot save record {run.label}"):
+            bootstrap(self.project)
+            with writing(self.project), _cursor() as cur:  # shared rows too: under the lock
+                deps = [self.writer.shared_id("Dependency", d)
+                        for d in dependencies(self.project.root, run.commit)]
+                plats = [self.writer.shared_id("PlatformInformation", p) for p in _platforms()]
+                self.writer.update(cur, run.stored, {
+                    "duration": duration, "outcome": outcome, "stdout_stderr": stdout_stderr},
+                    tags, keys, deps, plats)
+
+
+@contextlib.contextmanager
+def _cursor() -> Iterator[Any]:
+    from django.db import connections
+
+    with connections["default"].cursor() as cur:
+        yield cur
 
 
 _recorders: dict[tuple[Path, str], Recorder] = {}

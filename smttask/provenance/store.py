@@ -31,6 +31,7 @@ from typing import Any
 from .. import _fs
 from ..config import Project
 from ..errors import RecordStoreError
+from .writer import ensure_schema
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -223,9 +224,11 @@ def _bind_store(url: str) -> Any:
 
 
 def _store_ready() -> bool:
+    """True if Sumatra's tables and smttask's additions (see .writer) exist."""
     from django.db import connections
 
-    return "django_store_record" in connections["default"].introspection.table_names()
+    tables = set(connections["default"].introspection.table_names())
+    return {"django_store_record", "smttask_paramset"} <= tables
 
 
 def _migrate() -> None:
@@ -310,6 +313,7 @@ def bootstrap(project: Project) -> Any:
                 state = _read_state(project_file)
                 if not _store_ready():
                     _migrate()
+                    ensure_schema()
                 if not _in_step(state, project):
                     merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
                     _fs.replace(project_file, json.dumps(merged, indent=2))
