@@ -33,6 +33,7 @@ class RunOptions:
     jobs: int | None = None  # worker processes (default: the number of CPUs)
     record: bool = True  # False: no repository check, no records, nothing written
     recompute: bool = False  # run the top-level tasks even if their results exist
+    recompute_stale: bool = False  # run again results whose task code changed since
     reason: str | None = None  # overrides the task files' reasons
     retries: int = 0  # run a failed task again up to N times
     fail_fast: bool = False  # stop scheduling after the first failure
@@ -76,7 +77,8 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
         notify("done", None, batch)
         return batch
     settings_ = WorkerSettings(str(project.root) if project else None, opts.allow, opts.record,
-                               opts.recompute, opts.reason, pinned)
+                               opts.recompute, opts.reason, pinned,
+                               "recompute" if opts.recompute_stale else None)
     try:
         _executor(opts, project).run(batch, settings_, notify)
     finally:

@@ -29,9 +29,11 @@ __all__ = [
     "check_output",
     "check_store_url",
     "find_project",
+    "hours",
     "load_project",
     "minutes",
     "normalise_relpath",
+    "on_code_change",
     "record",
     "remove_dirty_directories",
     "render_config",
@@ -41,6 +43,10 @@ CONFIG_FILE = "smttask.toml"
 
 #: Record runs and write results (set to False in notebooks or scripts run as __main__).
 record: bool = True
+
+#: Overrides smttask.toml's ``[cache] on_code_change`` in this process when set
+#: ("warn", "recompute" or "ignore"; ``smttask run --recompute-stale`` sets "recompute").
+on_code_change: str | None = None
 
 NAME_PATTERN = re.compile(r"^\w[\w\- ]*$")  # Sumatra's project-name rule
 
@@ -133,8 +139,25 @@ class RepoSection(_Section):
         return [normalise_relpath(v) for v in value]
 
 
+def hours(value: str) -> float:
+    """Hours in a duration such as '90m', '12h', '3d' or '2w'; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", value)
+    if m is None:
+        raise ValueError(f"{value!r} is not a duration: use e.g. 90m, 12h, 3d or 2w")
+    return float(m[1]) * {"m": 1 / 60, "h": 1, "d": 24, "w": 168}[m[2]]
+
+
 class RecordStoreSection(_Section):
     url: str = ".smt/records"
+    #: A running record from another host (or whose job the scheduler cannot tell about)
+    #: counts as lost after this long.
+    lost_after: str = "2d"
+
+    @field_validator("lost_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        hours(value)
+        return value
 
     @field_validator("url")
     @classmethod
@@ -189,6 +212,12 @@ def minutes(value: str) -> int:
     return max(1, total + day_count * 24 * 60)
 
 
+class CacheSection(_Section):
+    """What to do with a result on disk whose task's code changed since it was computed."""
+
+    on_code_change: Literal["warn", "recompute", "ignore"] = "warn"
+
+
 class ExecutorSection(_Section):
     slurm: SlurmSection = SlurmSection()
 
@@ -200,6 +229,7 @@ class ProjectConfig(_Section):
     paths: PathsSection = PathsSection()
     repo: RepoSection = RepoSection()
     record_store: RecordStoreSection = RecordStoreSection()
+    cache: CacheSection = CacheSection()
     executor: ExecutorSection = ExecutorSection()
 
 

@@ -8,6 +8,7 @@ task version that enters the digest; bump it when the code's results change).
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections import namedtuple
 from collections.abc import Callable
@@ -81,6 +82,28 @@ def _outputs(name: str, hints: dict) -> tuple[list[OutputSpec], type | None]:
     return [OutputSpec("result", ret)], None
 
 
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def _check_name(name: Any) -> None:
+    """A task's name names its folders and files: it must be one safe path component."""
+    if not isinstance(name, str) or not name:
+        raise TaskDefinitionError(f"{name!r} cannot be a task name: it must be a non-empty "
+                                  "string")
+    why = ""
+    if _UNSAFE.search(name):
+        why = "it contains a path separator or a control character"
+    elif name.startswith(".") or name in (".", ".."):
+        why = "it starts with a dot"
+    elif len(name.encode("utf-8")) > 150:
+        why = "it is longer than 150 bytes"
+    if why:
+        raise TaskDefinitionError(
+            f"{name!r} cannot be a task name: {why}; the name becomes a folder of the "
+            "datastore and the start of task file names, so it must be one safe file-name "
+            "component (rename the function or class)")
+
+
 def _check_iteration(name: str, param: str, mapping: dict[str, str], hints: dict,
                      specs: list[OutputSpec]) -> None:
     """Declaration errors of an iterative task, at decoration time."""
@@ -111,6 +134,7 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
                     iteration: tuple[str, dict[str, str]] | None = None) -> type[Task]:
     """Build the Task class of kind ``kind`` for a function or callable class."""
     name = obj.__qualname__
+    _check_name(name)
     call, params, hints = _signature(obj, name)
     inputs = _inputs_model(name, params, hints)
     specs, result = _outputs(name, hints)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config, provenance, repo, taskfile
-from .errors import SmttaskError
-from .outputs import Datastore
+from .errors import GitError, SmttaskError
+from .outputs import CorruptResult, Datastore, ResultRef, read_sidecar
 from .view import RecordStoreView, RecordView, is_array, nested_task, summarize
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
     ref = task.result_ref(Datastore.of(project))  # type: ignore[attr-defined]
     missing = [p for p in ref.links if not p.exists()]
     if not missing:
-        return TaskStatus(task, True, "result on disk: it will be loaded, not run")
+        return TaskStatus(task, True, _on_disk(task, ref, project))
     same = [r for r in view if r.taskname == task.taskname]
     if not same:
         return TaskStatus(task, False, f"no record of {task.taskname} yet: it will run")
@@ -105,6 +105,29 @@ def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
         shown = "; ".join(str(d) for d in diffs[:6]) + (" …" if len(diffs) > 6 else "")
         why = f"closest record {closest.label} differs in {len(diffs)} input(s): {shown}"
     return TaskStatus(task, False, why + ": it will run", closest, diffs)
+
+
+def _on_disk(task: Task, ref: ResultRef, project: config.Project) -> str:
+    """What loading an existing result means, stale code included."""
+    from .recorded import code_fingerprint
+
+    try:
+        meta = read_sidecar(ref.files()[0]) or {}
+    except CorruptResult:
+        return "result on disk, but its checksum file is damaged: it will run again"
+    current = code_fingerprint(type(task))
+    if not meta.get("code") or not current or meta["code"] == current:
+        return "result on disk: it will be loaded, not run"
+    then = str(meta.get("commit") or "")[:7] or "?"
+    try:
+        now = (repo.state(project.root).commit or "")[:7] or "?"
+    except GitError:
+        now = "?"
+    policy = config.on_code_change or project.config.cache.on_code_change
+    action = {"recompute": "it will run again", "ignore": "it will be loaded",
+              "warn": "it will be loaded, with a warning (--recompute-stale runs it)"}[policy]
+    return (f"on disk, but {task.taskname} changed since it was computed (commit {then} → "
+            f"{now}): {action}")
 
 
 def status(paths: Iterable[str | os.PathLike[str]], *, allow: tuple[str, ...] = ()

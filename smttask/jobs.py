@@ -220,8 +220,9 @@ def check_repo(project: config.Project, tasks: list[Task]) -> repo.Checked:
     code_paths = sorted({repo.code_location(type(t).__module__, root)[1] for t in tasks
                          if isinstance(t, Recorded)})
     cfg = project.config.repo
-    return repo.require_recordable(project.root, cfg.dirty_directories, code_paths,
-                                   cfg.on_changed)
+    checked = repo.require_recordable(project.root, cfg.dirty_directories, code_paths,
+                                      cfg.on_changed)
+    return repo.require_tracked(checked, cfg.dirty_directories, cfg.on_changed)
 
 
 # --- running one job (in a worker, an array element, or here) ------------------------------
@@ -245,24 +246,26 @@ class WorkerSettings:
     recompute: bool
     reason: str | None
     pinned: repo.Checked | None
+    on_code_change: str | None = None  # overrides smttask.toml's [cache] setting
 
     def prepare(self) -> None:
         """Make this (worker) process ready to run the batch's jobs."""
         if self.root and self.root not in sys.path:
             sys.path.insert(0, self.root)
         config.record = self.record
+        config.on_code_change = self.on_code_change
         repo.pin(self.pinned)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
         """:meth:`prepare` this process for the block, then restore the recording switch
         and the pinned repository state (for batches run in the caller's process)."""
-        saved = config.record
+        saved = config.record, config.on_code_change
         self.prepare()
         try:
             yield
         finally:
-            config.record = saved
+            config.record, config.on_code_change = saved
             repo.pin(None)
 
 

@@ -1,21 +1,33 @@
-"""Keeping the datastore and the record store in step: rebuild links from the records,
-delete records with their files, and make surrogate records for unrecorded results."""
+"""Keeping the datastore and the record store in step: verify that they agree, rebuild
+links from the records, delete records with their files, and make surrogate records for
+unrecorded results."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from . import _fs, provenance, repo, taskfile
+from . import _fs, config, provenance, repo, taskfile
 from .errors import SmttaskError
-from .outputs import Datastore, Written, output_of
+from .outputs import (
+    CorruptResult,
+    Datastore,
+    Written,
+    add_sidecar,
+    check_file,
+    checksums,
+    output_of,
+    quarantine,
+)
 from .recorded import Recorded
 from .view import RecordStoreView, RecordView
 
-__all__ = ["DeletionPlan", "RebuildReport", "create_surrogates", "delete", "plan_deletion",
-           "rebuild_links"]
+__all__ = ["Breach", "DeletionPlan", "RebuildReport", "VerifyReport", "create_surrogates",
+           "delete", "plan_deletion", "rebuild_links", "verify"]
 
 
 @dataclass
@@ -141,3 +153,153 @@ def create_surrogates(paths: Iterable[str | os.PathLike[str]], *,
                         outputs=[Written.of(t) for t in targets], stdout_stderr="")
         made.append(run.label)
     return made
+
+
+# --- verify: the datastore and the record store agree --------------------------------------
+
+@dataclass
+class Breach:
+    """One way the datastore and the record store disagree."""
+
+    kind: str  # corrupt, missing, unrecorded, dangling, lost, no-checksum, temporary
+    where: str  # a file, a link or a record label
+    detail: str
+    fixed: str = ""  # what --fix did ('' if nothing)
+
+    def __str__(self) -> str:
+        done = f" [fixed: {self.fixed}]" if self.fixed else ""
+        return f"{self.kind}: {self.where}: {self.detail}{done}"
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` checked and found."""
+
+    records: int = 0
+    files: int = 0
+    links: int = 0
+    breaches: list[Breach] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True if nothing is wrong (any longer)."""
+        return all(b.fixed for b in self.breaches)
+
+
+#: A finished record whose output files were deleted or set aside carries this tag (set
+#: by ``verify --fix``): it stays as history, and verify no longer reports it.
+OUTPUTS_GONE = "outputs-gone"
+
+
+def verify(project: config.Project | None = None, *, fix: bool = False,
+           orphan_age: float = 3600.0) -> VerifyReport:
+    """Check that every linked result verifies and has a finished record, that every
+    finished record's outputs exist and verify, that no run is lost, and that no
+    temporary file was left behind. ``fix`` sets bad files aside, mends links, marks lost
+    runs killed, adds missing checksum files and removes old temporary files.
+    """
+    view = RecordStoreView(project)
+    project = view.project
+    store = Datastore.of(project)
+    report = VerifyReport()
+    keys = provenance.output_keys(project)
+    recorded: dict[Path, str] = {}
+    bad: set[Path] = set()
+    for record in view:
+        report.records += 1
+        status = record.status
+        if status == "lost":
+            _lost(record, report, fix)
+        if status != "finished":
+            continue
+        missing = []
+        for key, sha1 in keys.get(record.label, []):
+            path = store.file_of(key) if record.record_form else store.output_file(key)
+            if not path.exists():
+                missing.append(path)
+                continue
+            recorded[path.resolve()] = record.label
+            report.files += 1
+            if not _file_ok(path, sha1, record, report, fix):
+                bad.add(path.resolve())
+        if missing and OUTPUTS_GONE not in record.tags:
+            breach = Breach("missing", record.label, "output files gone: "
+                            + ", ".join(p.name for p in missing)
+                            + " (the record stays as history)")
+            if fix:
+                record.add_tag(OUTPUTS_GONE)
+                breach.fixed = f"tagged the record {OUTPUTS_GONE}"
+            report.breaches.append(breach)
+    for link in store.all_links():
+        report.links += 1
+        target = link.resolve()
+        if target in bad:
+            problem = ("dangling", "its result file was set aside") if fix else None
+        elif not target.exists():
+            problem = ("dangling", f"points at a missing file {target.name}")
+        elif target not in recorded:
+            problem = ("unrecorded", "no finished record wrote its file (`smttask store "
+                                     "create-surrogates` records it instead)")
+        else:
+            continue
+        if problem is None:
+            continue
+        breach = Breach(problem[0], str(link), problem[1])
+        if fix:
+            link.unlink(missing_ok=True)
+            breach.fixed = "link removed: the task will run again"
+        report.breaches.append(breach)
+    now = time.time()
+    for tmp in store.temporary_files():
+        try:
+            age = now - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age < orphan_age:
+            continue
+        breach = Breach("temporary", str(tmp), f"left by a process that died {age / 3600:.1f} h "
+                                               "ago")
+        if fix:
+            tmp.unlink(missing_ok=True)
+            breach.fixed = "removed"
+        report.breaches.append(breach)
+    return report
+
+
+def _file_ok(path: Path, sha1: str, record: RecordView, report: VerifyReport, fix: bool
+             ) -> bool:
+    """Check one output file of a finished record; False if it is bad."""
+    try:
+        if check_file(path) is not None:
+            return True
+        if checksums(path)[2] != sha1:
+            raise CorruptResult("its SHA-1 differs from the one recorded")
+    except CorruptResult as exc:
+        breach = Breach("corrupt", str(path), f"{exc} (record {record.label})")
+        if fix:
+            aside = quarantine(path, str(exc))
+            record.add_tag(OUTPUTS_GONE)
+            breach.fixed = f"set aside as {aside.name}; record tagged {OUTPUTS_GONE}"
+        report.breaches.append(breach)
+        return False
+    breach = Breach("no-checksum", str(path), f"written before smttask kept checksums "
+                                              f"(record {record.label}); its SHA-1 matches")
+    if fix:
+        add_sidecar(path, {"task": record.taskname, "digest": record.digest,
+                           "commit": record.version or "", "record": record.label})
+        breach.fixed = "checksum file added"
+    report.breaches.append(breach)
+    return True
+
+
+def _lost(record: RecordView, report: VerifyReport, fix: bool) -> None:
+    why = record.lost_because()
+    breach = Breach("lost", record.label, f"still marked running, but {why}")
+    if fix:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        provenance.edit_record(record.project, record.label, add_tags=("_killed_",),
+                               remove_tags=("_running_",),
+                               comment=f"Lost: {why}; marked killed by `smttask store "
+                                       f"verify --fix` on {stamp}.")
+        breach.fixed = "marked killed"
+    report.breaches.append(breach)

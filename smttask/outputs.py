@@ -48,9 +48,12 @@ __all__ = [
     "SIDECAR",
     "CorruptResult",
     "Datastore",
+    "Loaded",
     "OutputSpec",
     "ResultRef",
     "Written",
+    "add_sidecar",
+    "check_file",
     "checksums",
     "npy_bytes",
     "npy_from_buffer",
@@ -138,6 +141,36 @@ def _read_file(path: str) -> bytearray:
     if n != len(data):
         raise CorruptResult(f"read {n} of {len(data)} bytes")
     return data
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A result read back and verified, with what its checksum files say of it."""
+
+    values: dict[str, Any]
+    metas: list[dict[str, Any] | None]  # None: written before smttask kept checksums
+
+    @property
+    def code(self) -> str:
+        """The fingerprint of the code that computed it ('' if unknown)."""
+        return next((str(m.get("code") or "") for m in self.metas if m), "")
+
+    @property
+    def commit(self) -> str:
+        """The commit it was computed at ('' if unknown)."""
+        return next((str(m.get("commit") or "") for m in self.metas if m), "")
+
+
+_warned_legacy: set[str] = set()
+
+
+def _legacy_warning(path: str) -> None:
+    folder = os.path.dirname(path)
+    if folder not in _warned_legacy:
+        _warned_legacy.add(folder)
+        logger.warning("results in %s have no checksum files (written before smttask kept "
+                       "them): loaded without verification; `smttask store verify --fix` "
+                       "adds them", folder)
 
 
 @dataclass(frozen=True)
@@ -250,6 +283,22 @@ def verify(data: bytes | bytearray, meta: dict[str, Any]) -> None:
         raise CorruptResult("checksum mismatch (the file changed after it was written)")
 
 
+def check_file(path: Path) -> dict[str, Any] | None:
+    """Verify a result file against its checksum file; that file's content (None if it
+    has none). CorruptResult if they disagree."""
+    meta = read_sidecar(path)
+    if meta is not None:
+        verify(_read_file(os.fspath(path)), meta)
+    return meta
+
+
+def add_sidecar(path: Path, meta: dict[str, Any]) -> None:
+    """Give an older result file (verified by other means) its checksum file."""
+    size, xxh3, sha1 = checksums(path)
+    _fs.create(Path(f"{path}{SIDECAR}"),
+               json.dumps({**meta, "size": size, "xxh3": xxh3, "sha1": sha1}, sort_keys=True))
+
+
 def checksums(path: str | os.PathLike[str]) -> tuple[int, str, str]:
     """(size, xxh3-128, SHA-1) of a file."""
     data = _read_file(os.fspath(path))
@@ -317,6 +366,19 @@ class Datastore:
             raise CorruptResult(f"the stored input {key} does not match its hash")
         return npy_from_buffer(data)
 
+    def all_links(self) -> Iterator[Path]:
+        """Every result link of the input datastore."""
+        skip = {BLOBS, Path(os.path.relpath(self.output_dir, self.input_dir)).parts[0]}
+        for folder in sorted(self.input_dir.iterdir()) if self.input_dir.is_dir() else []:
+            if folder.name in skip or not folder.is_dir() or folder.is_symlink():
+                continue
+            yield from sorted(p for p in folder.iterdir() if p.is_symlink())
+
+    def temporary_files(self) -> Iterator[Path]:
+        """Temporary files left in the datastore by processes that died while writing."""
+        if self.input_dir.is_dir():
+            yield from self.input_dir.rglob(f"{_fs.TEMP_PREFIX}*")
+
     def links_of(self, taskname: str, digest: str) -> list[Path]:
         """Every result link of ``digest``, whatever its outputs (for maintenance)."""
         folder = self.input_dir / taskname
@@ -378,17 +440,24 @@ class ResultRef:
                  if (n := spec.version_of(name, self.digest)) is not None]
         return [self.file_folder / name for _, name in sorted(found)]
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> Loaded | None:
         """The saved outputs, verified; None if any is missing or bad (a bad file is set
         aside, so that the task runs again)."""
         values = {}
+        metas = []
         # Plain strings, not Paths: this is the cache-hit path.
         folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
         for spec in self.specs:
             link = folder + spec.suffix
+            real = os.path.realpath(link)
             try:
-                real = os.path.realpath(link)
-                values[spec.name] = spec.read(real)
+                data = _read_file(real)
+                meta = read_sidecar(real)
+                if meta is not None:
+                    verify(data, meta)
+                else:
+                    _legacy_warning(real)
+                values[spec.name] = spec.decode(data)
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:
@@ -396,7 +465,8 @@ class ResultRef:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                 return None
-        return values
+            metas.append(meta)
+        return Loaded(values, metas)
 
     def write(self, values: dict[str, Any], meta: dict[str, Any] | None = None
               ) -> list[Written]:

@@ -34,13 +34,14 @@ import xxhash
 from . import config, provenance, repo
 from . import digest as _digest
 from .errors import (
+    DirtyRepositoryError,
     ProjectNotFoundError,
     RecordStoreError,
     TaskDefinitionError,
     TaskExecutionError,
     TaskInputError,
 )
-from .outputs import Datastore, ResultRef, Written
+from .outputs import Datastore, Loaded, ResultRef, Written
 from .task import Task
 from .taskfile import record_form
 
@@ -120,12 +121,12 @@ class Recorded(Task):
         project = _project(required=record)
         store = Datastore.of(project) if project is not None else None
         if store is not None and not recompute:
-            values = self.result_ref(store).load()
-            if values is not None:
+            loaded = self.result_ref(store).load()
+            if loaded is not None and not self._recompute_stale(loaded, project):
                 logger.info("%s: loaded the result of an earlier run", self.taskname)
                 self.record_label = None
                 self.result_source = "disk"
-                return self._pack(values)
+                return self._pack(loaded.values)
         if not record:
             prepared = self._prepare(self._load_inputs(False), store, recompute, record=False)
             return self._pack(self._execute(prepared.kwargs, validate=True))
@@ -135,6 +136,28 @@ class Recorded(Task):
                  record: bool) -> Prepared:
         """Last changes to the inputs before running (an iterative task resumes here)."""
         return Prepared(kwargs)
+
+    def is_stale(self, loaded: Loaded) -> bool:
+        """True if the task's own code changed since this result was computed."""
+        current = code_fingerprint(type(self))
+        return bool(loaded.code and current and loaded.code != current)
+
+    def _recompute_stale(self, loaded: Loaded, project: config.Project | None) -> bool:
+        """Whether to run again a result whose code changed (``[cache] on_code_change``)."""
+        if not self.is_stale(loaded):
+            return False
+        policy = config.on_code_change or (
+            project.config.cache.on_code_change if project is not None else "warn")
+        if policy == "recompute":
+            logger.info("%s: the code changed since its result was computed: running it "
+                        "again", self.taskname)
+            return True
+        if policy == "warn":
+            at = f" at commit {loaded.commit[:10]}" if loaded.commit else ""
+            logger.warning("%s: loaded a result computed%s by an earlier version of its code "
+                           "(run with --recompute-stale, or set [cache] on_code_change, to "
+                           "compute it again)", self.taskname, at)
+        return False
 
     # --- the recorded run, step by step -----------------------------------------------------
 
@@ -151,6 +174,7 @@ class Recorded(Task):
         module_file, code_path = repo.code_location(cls.__module__, root)
         checked = repo.require_recordable(project.root, cfg.dirty_directories, [code_path],
                                           cfg.on_changed)
+        checked = repo.require_tracked(checked, cfg.dirty_directories, cfg.on_changed)
         return checked, module_file.relative_to(root).as_posix()
 
     def _upstream_files(self, store: Datastore) -> list[Path]:
@@ -174,9 +198,6 @@ class Recorded(Task):
         self.record_label = run.label
         logger.info("%s: running (record %s)", self.taskname, run.label)
         notes = list(prepared.notes)
-        if checked.state.tolerated:
-            notes.append("Uncommitted changes tolerated in dirty directories: "
-                         + ", ".join(checked.state.tolerated))
         ref = self.result_ref(store)
         status, written, trace = "crashed", [], ""
         start = time.perf_counter()
@@ -184,6 +205,8 @@ class Recorded(Task):
         try:
             with captured_output() as output:
                 values = self._execute(prepared.kwargs, validate=True)
+            cfg = project.config.repo  # the run may have imported more code: check it too
+            checked = repo.require_tracked(checked, cfg.dirty_directories, cfg.on_changed)
             written = self._write(ref, values, {"code": code_fingerprint(type(self)),
                                                 "commit": commit, "record": run.label})
             status = "finished"
@@ -196,11 +219,17 @@ class Recorded(Task):
             notes.insert(0, f"{type(cause).__name__}: {cause}" if cause else str(exc))
             trace = "".join(traceback.format_exception(cause or exc))
             raise
+        except DirtyRepositoryError as exc:
+            notes.insert(0, f"Not recorded as a result: {exc}")
+            raise
         finally:
+            if checked.state.tolerated:
+                notes.append("Uncommitted changes tolerated in dirty directories: "
+                             + ", ".join(checked.state.tolerated))
             outcome = "\n".join(notes) + (f"\n\n{trace}" if trace else "")
             try:
                 recorder.finish(run, status=status, duration=time.perf_counter() - start,
-                                outcome=outcome, outputs=written,
+                                outcome=outcome, outputs=written, diff=checked.diff,
                                 stdout_stderr=output.text if output else "")
             except RecordStoreError:
                 ref.discard(written)  # never linked nor recorded: the run did not happen
@@ -274,9 +303,10 @@ class RecordedIterative(Recorded):
         ref = self.result_ref(store)
         for step in (k for k in ref.saved_steps(self.iteration_param) if k < n):
             earlier = ref.step(self.iteration_param, step)
-            values = earlier.load()
-            if values is None:  # incomplete or unreadable: try an earlier step
+            loaded = earlier.load()
+            if loaded is None:  # incomplete or unreadable: try an earlier step
                 continue
+            values = loaded.values
             files = earlier.files()
             note = f"Resumed from step {step} of {n}"
             if record:

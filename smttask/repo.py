@@ -10,10 +10,11 @@ tolerated so that the record can say so.
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from .errors import DirtyRepositoryError, GitError, TaskDefinitionError
@@ -26,10 +27,14 @@ __all__ = [
     "diff",
     "git_user",
     "in_repository",
+    "loaded_code",
+    "new_files_diff",
     "pin",
     "repo_root",
     "require_recordable",
+    "require_tracked",
     "state",
+    "untracked",
 ]
 
 
@@ -216,6 +221,80 @@ def require_recordable(
         "with `smttask project dirty add DIR` if they are not code",
         st.blocking,
     )
+
+
+_tracked: dict[Path, set[str]] = {}
+
+
+def loaded_code(root: Path) -> list[Path]:
+    """Files of the modules imported in this process that lie in the repository (outside
+    virtual environments and installed packages)."""
+    prefixes = tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix,
+                                                     sys.exec_prefix)})
+    base = os.path.join(str(root), "")
+    found = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not file.startswith(base):
+            continue
+        if file.startswith(prefixes) or f"{os.sep}site-packages{os.sep}" in file \
+                or f"{os.sep}dist-packages{os.sep}" in file:
+            continue
+        found.add(Path(file))
+    return sorted(found)
+
+
+def untracked(root: Path, files: Sequence[Path], dirty_directories: Sequence[str] = ()
+              ) -> tuple[list[str], list[str]]:
+    """The repo-relative paths among ``files`` that git does not track (untracked or
+    ignored): (outside the dirty directories, inside them)."""
+    known = _tracked.setdefault(root, set())
+    rel = sorted({p.relative_to(root).as_posix() for p in files
+                  if p.is_relative_to(root)} - known)
+    if not rel:
+        return [], []
+    for i in range(0, len(rel), 500):
+        out = _git(root, "--literal-pathspecs", "ls-files", "-z", "--", *rel[i:i + 500])
+        known.update(p for p in out.split("\0") if p)
+    missing = [p for p in rel if p not in known]
+    dirty = [PurePosixPath(d) for d in dirty_directories]
+    return ([p for p in missing if not _under(p, dirty)],
+            [p for p in missing if _under(p, dirty)])
+
+
+def require_tracked(checked: Checked, dirty_directories: Sequence[str], on_changed: str
+                    ) -> Checked:
+    """``checked``, also refusing (or, under store-diff, recording) the code imported in
+    this process that git does not track; untracked code in dirty directories is listed
+    as tolerated."""
+    root = checked.state.root
+    blocking, tolerated = untracked(root, loaded_code(root), dirty_directories)
+    if not blocking and not tolerated:
+        return checked
+    state = replace(checked.state, tolerated=sorted({*checked.state.tolerated, *tolerated}))
+    if not blocking:
+        return Checked(state, checked.diff)
+    if on_changed == "store-diff":
+        return Checked(state, checked.diff + new_files_diff(root, blocking))
+    raise DirtyRepositoryError(
+        "code that git does not track was imported: " + ", ".join(blocking[:10])
+        + (" …" if len(blocking) > 10 else "") + "; a run using it could not be repeated "
+        "from its commit. Add and commit it (or move it out of the repository)", blocking)
+
+
+def new_files_diff(root: Path, paths: Sequence[str]) -> str:
+    """A diff adding ``paths`` (repo-relative, untracked) as new files."""
+    import difflib
+
+    parts = []
+    for rel in paths:
+        try:
+            lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError) as exc:
+            lines = [f"(unreadable: {exc})\n"]
+        parts.append(f"diff --git a/{rel} b/{rel}\nnew file (untracked)\n")
+        parts.extend(difflib.unified_diff([], lines, "/dev/null", f"b/{rel}"))
+    return "".join(parts)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ runs until :meth:`Task.run`. The kinds of tasks:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,10 +22,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import config
 from . import digest as _digest
-from .errors import TaskExecutionError, TaskFileError, TaskInputError, UsageError
+from .errors import (
+    TaskDefinitionError,
+    TaskExecutionError,
+    TaskFileError,
+    TaskInputError,
+    UsageError,
+)
 from .outputs import OutputSpec
 
-__all__ = ["Memoized", "Task", "TaskOutput", "UnpureMemoized"]
+__all__ = ["Memoized", "Task", "TaskOutput", "UnpureMemoized", "single_use"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +172,7 @@ class Task:
             return cls._memo[key]
         self.result_source = "run"
         result = self._obtain(recompute, config.record if record is None else record)
-        if cls.cache if cache is None else cache:
+        if (cls.cache if cache is None else cache) and not single_use(result):
             cls._memo[key] = result
         return result
 
@@ -242,6 +248,12 @@ class Task:
         return self.Result(**values)
 
 
+def single_use(value: Any) -> bool:
+    """True for results that consumers use up (iterators, generators): they are never
+    kept in memory, so that every consumer gets a fresh one."""
+    return isinstance(value, Iterator)
+
+
 def _copy_rng(gen: np.random.Generator) -> np.random.Generator:
     bitgen = type(gen.bit_generator)()
     bitgen.state = gen.bit_generator.state
@@ -275,6 +287,11 @@ class UnpureMemoized(Memoized):
         if recompute or self._digest is None:
             self.result_source = "run"
             result = self._obtain(recompute, config.record if record is None else record)
+            if single_use(result):
+                raise TaskDefinitionError(
+                    f"{self.taskname} returned a single-use {type(result).__name__}: an "
+                    "UnpureMemoizedTask's digest is computed from its result, which an "
+                    "iterator cannot give; return a list, or use a MemoizedTask")
             new = _digest.compute(self.taskname, {"output": result}, self.version)
             if self._digest is not None and new != self._digest:
                 logger.warning("%s: digest changed from %s to %s", self.taskname,

@@ -16,8 +16,11 @@ from __future__ import annotations
 import html
 import json
 import operator
+import os
 import re
+import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +40,7 @@ __all__ = [
     "RecordView",
     "flatten_inputs",
     "is_array",
+    "lost_because",
     "nested_task",
     "parse_when",
     "summarize",
@@ -113,6 +117,68 @@ def _lookup(inputs: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+_RUNNING = re.compile(r"Running on host (?P<host>\S+), pid (?P<pid>\d+)"
+                      r"(?:, SLURM job (?P<job>[\w.]+))?")
+
+
+def lost_because(outcome: str, started: datetime, lost_after_hours: float) -> str:
+    """Why a record still marked running has no process any more ('' if it may run).
+
+    On the host that ran it, the process is looked up (its pid, started before the
+    record); a SLURM job is looked up in the queue; otherwise a run older than
+    ``lost_after_hours`` counts as lost.
+    """
+    m = _RUNNING.match(outcome)
+    age = (datetime.now(timezone.utc) - started).total_seconds() / 3600
+    if m is None:
+        return f"no process is named and it started {age:.0f} h ago" \
+            if age > lost_after_hours else ""
+    if m["host"] == socket.gethostname():
+        pid = int(m["pid"])
+        return "" if _alive(pid, started) else f"its process {pid} on {m['host']} is gone"
+    if m["job"]:
+        queued = _slurm_job_queued(m["job"])
+        if queued is not None:
+            return "" if queued else f"its SLURM job {m['job']} is no longer queued or running"
+    if age > lost_after_hours:
+        return f"it started on {m['host']} {age:.0f} h ago, more than the {lost_after_hours:g} h " \
+            "after which a run from another host counts as lost"
+    return ""
+
+
+def _alive(pid: int, since: datetime) -> bool:
+    """True if process ``pid`` exists and started before ``since`` (not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True  # no /proc: trust the pid
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return started <= since.timestamp() + 2
+
+
+def _slurm_job_queued(job: str) -> bool | None:
+    """Whether SLURM still knows the job as queued or running; None if it cannot say."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["squeue", "-h", "-o", "%i", "-j", job], capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return False if "Invalid job id" in proc.stderr else None
+    return bool(proc.stdout.strip())
+
+
 def _column(name: str, doc: str) -> Any:
     return property(lambda self: self._row[name], doc=doc)
 
@@ -179,10 +245,21 @@ class RecordView:
 
     @property
     def status(self) -> str:
+        """finished, crashed, killed, running; or lost: running, but its process is gone."""
         for tag in self.tags:
             if tag.startswith("_") and tag.endswith("_"):
-                return tag.strip("_")
+                status = tag.strip("_")
+                if status == "running" and self.lost_because():
+                    return "lost"
+                return status
         return ""
+
+    def lost_because(self) -> str:
+        """Why a running record is lost ('' if it is not, or not running)."""
+        if "_running_" not in self.tags:
+            return ""
+        limit = config.hours(self.project.config.record_store.lost_after)
+        return lost_because(self.outcome or "", self.timestamp, limit)
 
     @cached_property
     def task(self) -> Task:
@@ -273,7 +350,7 @@ class _Filter:
         return self._view._where(lambda r: set(tags) <= r.tags)
 
     def status(self, *statuses: str) -> RecordStoreView:
-        """Records whose status is one of these (finished, crashed, killed, running)."""
+        """Records whose status is one of these (finished, crashed, killed, running, lost)."""
         wanted = {s.strip("_") for s in statuses}
         return self._view._where(lambda r: r.status in wanted)
 
@@ -315,7 +392,15 @@ class RecordStoreView:
         """The records matching ``query``, filtered in the record store itself (fast on
         large stores: only matching rows are read)."""
         project = project or config.find_project()
-        return cls(project, _rows=provenance.rows(project, query))
+        if "lost" not in query.statuses:
+            return cls(project, _rows=provenance.rows(project, query))
+        # Lost runs are running records whose process is gone: ask the store for running
+        # ones, then look at each.
+        wanted = set(query.statuses)
+        statuses = tuple(sorted((wanted - {"lost"}) | {"running"}))
+        rows = provenance.rows(project, replace(query, statuses=statuses, limit=None))
+        kept = [r for r in rows if RecordView(r, project).status in wanted]
+        return cls(project, _rows=kept[:query.limit] if query.limit is not None else kept)
 
     @property
     def _records(self) -> list[dict[str, Any]]:

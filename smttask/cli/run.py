@@ -99,6 +99,9 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.option("-n", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the number of CPUs).")
 @click.option("--recompute", is_flag=True, help="Run the tasks even if their results exist.")
+@click.option("--recompute-stale", is_flag=True,
+              help="Run again the tasks whose result was computed by code that has changed "
+                   "since (default: [cache] on_code_change in smttask.toml).")
 @click.option("--reason", metavar="TEXT", help="Reason recorded for every task (overrides "
               "the files').")
 @click.option("--record/--no-record", default=True, show_default=True,
@@ -131,8 +134,8 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
               help="SLURM: report on the latest submission instead of running anything.")
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute: bool,
-        reason: str | None, record: bool, keep: bool, retries: int, fail_fast: bool,
-        use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
+        recompute_stale: bool, reason: str | None, record: bool, keep: bool, retries: int,
+        fail_fast: bool, use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
         partition: str | None, time_limit: str | None, cpus: int | None, mem: str | None,
         array_parallelism: int | None, tasks_per_job: int | None, wait: bool,
         show_status: bool) -> None:
@@ -168,6 +171,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
             array_parallelism=array_parallelism, tasks_per_job=tasks_per_job)
     batch = batches.run(
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
+        recompute_stale=recompute_stale,
         reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,
         pdb=use_pdb, allow=imports, on_event=display, executor=executor, slurm=slurm,
         wait=wait,

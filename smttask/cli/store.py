@@ -34,7 +34,7 @@ def store() -> None:
 @click.option("--until", metavar="DATE", help="Before DATE.")
 @click.option("--tag", "tags", multiple=True, help="Only records with this tag (repeatable).")
 @click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["finished", "crashed", "killed", "running"]),
+              type=click.Choice(["finished", "crashed", "killed", "running", "lost"]),
               help="Only records with this status (repeatable).")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="At most N records (0: all).")
@@ -158,6 +158,35 @@ def rebuild() -> None:
     for reason in report.skipped:
         click.echo(f"skipped {reason}", err=True)
     click.echo(f"{len(report.linked)} link(s) written, {len(report.skipped)} skipped")
+
+
+@store.command("verify")
+@click.option("--fix", is_flag=True, help="Set bad files aside, mend links, mark lost runs "
+              "killed, add missing checksum files, remove old temporary files.")
+def verify(fix: bool) -> None:
+    """Check that the datastore and the record store agree.
+
+    Every linked result must verify (checksum) and have a finished record; every finished
+    record's outputs must exist and verify; no run may be lost (marked running while its
+    process is gone); no temporary file may be left from a killed process. Exit code 0
+    when all is well (after --fix: when everything found was fixed).
+
+    \b
+    Examples:
+      smttask store verify          report only
+      smttask store verify --fix    repair what can be repaired
+    """
+    from ..maintenance import verify as check
+
+    report = check(fix=fix)
+    for breach in report.breaches:
+        click.echo(str(breach))
+    fixed = sum(1 for b in report.breaches if b.fixed)
+    click.echo(f"{report.records} record(s), {report.files} result file(s), {report.links} "
+               f"link(s) checked: {len(report.breaches)} problem(s)"
+               + (f", {fixed} fixed" if fix else ""), err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 @store.command("create-surrogates")

@@ -7,7 +7,16 @@
 Sumatra and Django themselves are imported on first use, so importing this package is cheap.
 """
 
-from .queries import ROW_FIELDS, Query, count, labels, output_paths, record_of_output, rows
+from .queries import (
+    ROW_FIELDS,
+    Query,
+    count,
+    labels,
+    output_keys,
+    output_paths,
+    record_of_output,
+    rows,
+)
 from .records import (
     RecordDetails,
     Recorder,
@@ -37,6 +46,7 @@ __all__ = [
     "get_record",
     "labels",
     "locked",
+    "output_keys",
     "output_paths",
     "project_file_in_step",
     "record_of_output",

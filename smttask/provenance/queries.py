@@ -23,7 +23,8 @@ from ..errors import RecordStoreError
 from ..outputs import Datastore
 from .store import bootstrap, record_manager, sqlite_path, translated
 
-__all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_paths", "record_of_output", "rows"]
+__all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
+           "record_of_output", "rows"]
 
 #: The columns of a record row, as returned by :func:`rows`.
 ROW_FIELDS = ("label", "timestamp", "tags", "reason", "duration", "outcome", "main_file",
@@ -182,6 +183,20 @@ def output_paths(project: Project, labels: list[str], *, output: bool = True
         for label, path in pairs:
             if path:
                 result[label].append(path)
+    return result
+
+
+def output_keys(project: Project) -> dict[str, list[tuple[str, str]]]:
+    """Every record's output data keys with their SHA-1, in one query: label → keys."""
+    bootstrap(project)
+    from sumatra.recordstore.django_store import models
+
+    result: dict[str, list[tuple[str, str]]] = {}
+    with translated("cannot read the record store"):
+        keys = models.DataKey.objects.filter(output_from_record__project__id=project.name)
+        for label, path, digest in keys.values_list("output_from_record__label", "path",
+                                                    "digest").iterator(chunk_size=5000):
+            result.setdefault(label, []).append((path, digest))
     return result
 
 

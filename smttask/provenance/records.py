@@ -163,6 +163,16 @@ class Recorder:
         self.datastore = FileSystemDataStore(str(project.input_dir))
         self._key_cache: dict[tuple[str, int, int], DataKeyRow] = {}
 
+    @contextlib.contextmanager
+    def _forgetting(self) -> Iterator[None]:
+        """On a failed write, forget the shared rows: the transaction that made them may
+        have been rolled back."""
+        try:
+            yield
+        except BaseException:
+            self.writer.forget()
+            raise
+
     def _shared(self) -> dict[str, int]:
         w = self.writer
         return {"executable_id": w.shared_id("Executable", self.executable),
@@ -198,7 +208,7 @@ class Recorder:
         content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
         tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
         keys = [self._key(p) for p in run.inputs]
-        with translated(f"cannot save the record of {run.taskname}"):
+        with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
             bootstrap(self.project)  # re-binds Django if another project was used since
             with writing(self.project), _cursor() as cur:
                 fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
@@ -211,7 +221,7 @@ class Recorder:
         return Run(stored.label, stored, now, run.commit)
 
     def finish(self, run: Run, *, status: str, duration: float, outcome: str,
-               outputs: list[Written], stdout_stderr: str) -> None:
+               outputs: list[Written], stdout_stderr: str, diff: str | None = None) -> None:
         """Save the final state: status, duration, outcome, outputs, packages, platform."""
         from sumatra.core import STATUS_FORMAT
 
@@ -219,15 +229,17 @@ class Recorder:
         tags.add(STATUS_FORMAT % status)
         keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
                 for w in outputs]
-        with translated(f"cannot save record {run.label}"):
+        with translated(f"cannot save record {run.label}"), self._forgetting():
             bootstrap(self.project)
             with writing(self.project), _cursor() as cur:  # shared rows too: under the lock
                 deps = [self.writer.shared_id("Dependency", d)
                         for d in dependencies(self.project.root, run.commit)]
                 plats = [self.writer.shared_id("PlatformInformation", p) for p in _platforms()]
-                self.writer.update(cur, run.stored, {
-                    "duration": duration, "outcome": outcome, "stdout_stderr": stdout_stderr},
-                    tags, keys, deps, plats)
+                fields = {"duration": duration, "outcome": outcome,
+                          "stdout_stderr": stdout_stderr}
+                if diff is not None:
+                    fields["diff"] = diff
+                self.writer.update(cur, run.stored, fields, tags, keys, deps, plats)
 
 
 @contextlib.contextmanager

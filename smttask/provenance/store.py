@@ -72,11 +72,17 @@ def sumatra() -> Any:
 @functools.cache
 def store_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the record store cannot be used" (not a bug of ours)."""
-    from django.core.exceptions import ImproperlyConfigured, MultipleObjectsReturned
+    from django.core.exceptions import (
+        ImproperlyConfigured,
+        MultipleObjectsReturned,
+        ObjectDoesNotExist,
+    )
     from django.db import Error as DatabaseError
 
+    # ObjectDoesNotExist: Django's get_or_create answers a failed insert (a full disk)
+    # with it.
     return (DatabaseError, sqlite3.Error, OSError, ImproperlyConfigured,
-            MultipleObjectsReturned)
+            MultipleObjectsReturned, ObjectDoesNotExist)
 
 
 def one_line(exc: BaseException) -> str:

@@ -72,6 +72,11 @@ class SqlWriter:
 
     # --- shared rows, resolved once per process ---------------------------------------------
 
+    def forget(self) -> None:
+        """Drop the remembered rows (after a failed transaction they may not exist)."""
+        self._ids.clear()
+        self._content_type = None
+
     def shared_id(self, model: str, obj: Any) -> int:
         """The row of a Sumatra object (executable, dependency…), made like Sumatra makes it."""
         from sumatra.recordstore.django_store import models
