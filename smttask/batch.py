@@ -2,8 +2,9 @@
 
 What ``smttask run`` calls. In order:
 
-1. collect the task files (folders are walked recursively, sorted) and load every one;
-   invalid files are reported one line each and do not stop the valid ones;
+1. collect the task files (folders are walked recursively, sorted; record labels name the
+   task of that record) and load every one; invalid files are reported one line each and
+   do not stop the valid ones;
 2. check the git tree once (recorded runs only): blocking changes refuse the batch;
 3. plan (:func:`smttask.jobs.plan`): shared upstream tasks run once, first;
 4. run the jobs with the local executor (a pool of worker processes) or the SLURM one.
@@ -16,12 +17,15 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from . import config, jobs, taskfile
 from .config import SlurmSection
-from .errors import ExecutorError, ProjectNotFoundError, TaskFileError
+from .errors import ExecutorError, ProjectNotFoundError, SmttaskError, TaskFileError, UsageError
 from .jobs import BatchResult, Event, JobState, WorkerSettings
+from .provenance import Query
+from .view import RecordStoreView
 
 __all__ = ["BatchResult", "RunOptions", "run"]
 
@@ -61,17 +65,14 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
     project = config.find_project() if opts.record else _optional_project()
     if project is not None and str(project.root) not in sys.path:
         sys.path.insert(0, str(project.root))
-    files = taskfile.collect(paths)
-    if not files:
-        raise TaskFileError("no task files found (task files end in .taskdesc.json)")
-    loaded, invalid = jobs.load_all(files, opts.allow)
+    loaded, invalid = _load(paths, project, opts.allow)
     pinned = (jobs.check_repo(project, [t for _, t in loaded])  # type: ignore[arg-type]
               if opts.record and loaded else None)
     batch = BatchResult(jobs.plan(loaded, project, opts.recompute), invalid)
     notify("planned", None, batch)
     if opts.dry_run:
         for job in batch.jobs:
-            loads = jobs.on_disk(project, job.task) and not (opts.recompute and job.files)
+            loads = jobs.on_disk(project, job.task) and not (opts.recompute and job.sources)
             job.state = JobState.WOULD_LOAD if loads else JobState.WOULD_RUN
         batch.elapsed = time.perf_counter() - started
         notify("done", None, batch)
@@ -80,7 +81,10 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
                                opts.recompute, opts.reason, pinned,
                                "recompute" if opts.recompute_stale else None)
     try:
-        _executor(opts, project).run(batch, settings_, notify)
+        expected = {}
+        if opts.executor == "slurm" and project is not None:
+            expected = typical_durations(project, (j.task.taskname for j in batch.jobs))
+        _executor(opts, project, expected).run(batch, settings_, notify)
     finally:
         batch.elapsed = time.perf_counter() - started
     if opts.record and not opts.keep:
@@ -92,7 +96,66 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
     return batch
 
 
-def _executor(opts: RunOptions, project: config.Project | None) -> Any:
+def _load(arguments: Iterable[str | os.PathLike[str]], project: config.Project | None,
+          allow: tuple[str, ...]) -> tuple[list[tuple[Path | str, Any]], list[tuple[Path, str]]]:
+    """The tasks the arguments name: task files and folders of them, record labels (the
+    record's task runs again), and ``.py`` files (each task must be defined in one of
+    them); with the invalid ones and why."""
+    files, labels, modules = [], [], []
+    for argument in arguments:
+        arg = os.fspath(argument)
+        path = Path(arg)
+        if path.suffix == ".py":
+            if not path.is_file():
+                raise UsageError(f"{arg}: no such module file")
+            modules.append(path.resolve())
+        elif path.exists() or "/" in arg or path.suffix == ".json":
+            if not path.exists():
+                raise UsageError(f"{arg}: no such task file or folder")
+            files.append(path)
+        else:
+            labels.append(arg)
+    found = taskfile.collect(files)
+    if not found and not labels:
+        raise TaskFileError("no task files found (task files end in .taskdesc.json)")
+    loaded, invalid = jobs.load_all(found, allow)
+    tasks: list[tuple[Path | str, Any]] = list(loaded)
+    for label in labels:
+        if project is None:
+            raise UsageError(f"{label}: not a task file, and without a project it cannot be "
+                             "a record label")
+        try:
+            record = RecordStoreView(project).get(label)
+            tasks.append((record.label, record.task))
+        except SmttaskError as exc:
+            invalid.append((Path(label), str(exc)))
+    if modules:
+        kept = []
+        for source, task in tasks:
+            file = Path(sys.modules[type(task).__module__].__file__ or "").resolve()
+            if file in modules:
+                kept.append((source, task))
+            else:
+                invalid.append((Path(str(source)), f"{source}: its task {task.taskname} is "
+                                f"defined in {file}, not in {', '.join(map(str, modules))}"))
+        tasks = kept
+    return tasks, invalid
+
+
+def typical_durations(project: config.Project, tasknames: Iterable[str]) -> dict[str, float]:
+    """The median duration of the last 20 finished runs of each task (those with records)."""
+    found = {}
+    for name in sorted(set(tasknames)):
+        runs = RecordStoreView.select(Query(tasks=(name,), statuses=("finished",), limit=20),
+                                      project)
+        durations = sorted(r.duration for r in runs if r.duration is not None)
+        if durations:
+            found[name] = durations[len(durations) // 2]
+    return found
+
+
+def _executor(opts: RunOptions, project: config.Project | None,
+              expected: dict[str, float]) -> Any:
     if opts.executor == "local":
         from .executors.local import LocalExecutor
 
@@ -103,8 +166,8 @@ def _executor(opts: RunOptions, project: config.Project | None) -> Any:
 
         if project is None:
             raise ExecutorError("the SLURM executor needs a project (smttask.toml)")
-        return SlurmExecutor(project, opts.slurm or project.config.executor.slurm,
-                             opts.retries, opts.wait)
+        options = opts.slurm or project.config.executor.slurm
+        return SlurmExecutor(project, options, opts.retries, opts.wait, expected)
     raise ExecutorError(f"unknown executor {opts.executor!r}: use local or slurm")
 
 

@@ -174,7 +174,16 @@ class SlurmSection(_Section):
     cpus: int = 1
     mem: str | None = None  # e.g. "4G"
     array_parallelism: int = 64
-    tasks_per_job: int = 1  # task files run one after the other by each array element
+    #: Task files run one after the other by each array element; "auto" packs short tasks
+    #: so that an element's start-up costs at most as much as the tasks it runs.
+    tasks_per_job: int | Literal["auto"] = "auto"
+
+    @field_validator("tasks_per_job")
+    @classmethod
+    def _per_job(cls, value: int | str) -> int | str:
+        if value != "auto" and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{value!r}: give a number of task files ≥ 1, or \"auto\"")
+        return value
 
     @field_validator("time")
     @classmethod

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,10 +88,11 @@ class Report:
 
 @dataclass(eq=False)
 class Job:
-    """One distinct task of the batch, with the files that asked for it."""
+    """One distinct task of the batch, with what asked for it: task files, or the labels
+    of records whose task runs again."""
 
     task: Task
-    files: list[Path] = field(default_factory=list)
+    sources: list[Path | str] = field(default_factory=list)
     deps: list[Job] = field(default_factory=list)
     state: JobState = JobState.PENDING
     attempts: int = 0
@@ -106,7 +107,15 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self.files[0].name if self.files else f"{self.task.taskname} (upstream)"
+        if not self.sources:
+            return f"{self.task.taskname} (upstream)"
+        source = self.sources[0]
+        return source.name if isinstance(source, Path) else f"record {source}"
+
+    @property
+    def files(self) -> list[Path]:
+        """The task files that asked for it."""
+        return [s for s in self.sources if isinstance(s, Path)]
 
     def settle(self, report: Report, retries: int) -> bool:
         """Apply a report; True if the job is finished (False: it is pending, to retry)."""
@@ -193,7 +202,7 @@ def on_disk(project: config.Project | None, task: Task) -> bool:
     return task.result_ref(Datastore.of(project)).on_disk
 
 
-def plan(tasks: list[tuple[Path, Task]], project: config.Project | None = None,
+def plan(tasks: Sequence[tuple[Path | str, Task]], project: config.Project | None = None,
          recompute: bool = False) -> list[Job]:
     """One job per distinct task (top-level and upstream recorded tasks), dependencies linked.
 
@@ -209,8 +218,8 @@ def plan(tasks: list[tuple[Path, Task]], project: config.Project | None = None,
                 job.deps = [job_for(up, False) for up in upstream(task)]
         return jobs[key]
 
-    for path, task in tasks:
-        job_for(task, True).files.append(path)
+    for source, task in tasks:
+        job_for(task, True).sources.append(source)
     return list(jobs.values())
 
 
@@ -227,13 +236,24 @@ def check_repo(project: config.Project, tasks: list[Task]) -> repo.Checked:
 
 # --- running one job (in a worker, an array element, or here) ------------------------------
 
-#: What a worker receives for one job: (task description, task file, is it a top-level job).
-Message = tuple[dict[str, Any], str, bool]
+#: What a worker receives for one job: (task description, what its record's launch
+#: arguments are (None: the record's own label), is it a top-level job).
+Message = tuple[dict[str, Any], str | None, bool]
 
 
-def message(job: Job) -> Message:
-    script = str(job.files[0]) if job.files else ""
-    return taskfile.describe(job.task), script, bool(job.files)
+def message(job: Job, root: str | None = None) -> Message:
+    """What a worker gets for ``job``; the launch arguments a record keeps are the task file
+    (relative to the project root) or the record label it came from."""
+    script = None
+    if job.sources:
+        source = job.sources[0]
+        if isinstance(source, Path):
+            path = source.resolve()
+            base = Path(root) if root else Path.cwd()
+            script = str(path.relative_to(base) if path.is_relative_to(base) else path)
+        else:
+            script = source
+    return taskfile.describe(job.task), script, bool(job.sources)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import sys
+import textwrap
 import time
 import traceback
 from collections.abc import Iterator
@@ -217,7 +218,10 @@ class Recorded(Task):
         except TaskExecutionError as exc:
             cause = exc.__cause__
             notes.insert(0, f"{type(cause).__name__}: {cause}" if cause else str(exc))
-            trace = "".join(traceback.format_exception(cause or exc))
+            # A literal block, so that smtweb (which shows outcomes as reStructuredText)
+            # keeps its lines.
+            trace = "Traceback::\n\n" + textwrap.indent(
+                "".join(traceback.format_exception(cause or exc)), "    ")
             raise
         except DirtyRepositoryError as exc:
             notes.insert(0, f"Not recorded as a result: {exc}")

@@ -333,26 +333,43 @@ class _Filter:
     def task(self, *names: str) -> RecordStoreView:
         """Records of these tasks (by task name)."""
         wanted = set(names)
-        return self._view._where(lambda r: r.taskname in wanted)
+        view = self._view
+        if view._rows is None and not view._query.tasks:
+            return view._narrow(tasks=tuple(sorted(wanted)))
+        return view._where(lambda r: r.taskname in wanted)
 
     def after(self, when: str | date | datetime) -> RecordStoreView:
         """Records made at or after ``when`` (see :func:`parse_when`)."""
         t = parse_when(when)
-        return self._view._where(lambda r: r.timestamp >= t)
+        view = self._view
+        if view._rows is None:
+            since = view._query.since
+            return view._narrow(since=t if since is None else max(since, t))
+        return view._where(lambda r: r.timestamp >= t)
 
     def before(self, when: str | date | datetime) -> RecordStoreView:
         """Records made before ``when``."""
         t = parse_when(when)
-        return self._view._where(lambda r: r.timestamp < t)
+        view = self._view
+        if view._rows is None:
+            until = view._query.until
+            return view._narrow(until=t if until is None else min(until, t))
+        return view._where(lambda r: r.timestamp < t)
 
     def tags(self, *tags: str) -> RecordStoreView:
         """Records carrying every one of these tags."""
-        return self._view._where(lambda r: set(tags) <= r.tags)
+        view = self._view
+        if view._rows is None:
+            return view._narrow(tags=tuple(dict.fromkeys((*view._query.tags, *tags))))
+        return view._where(lambda r: set(tags) <= r.tags)
 
     def status(self, *statuses: str) -> RecordStoreView:
         """Records whose status is one of these (finished, crashed, killed, running, lost)."""
         wanted = {s.strip("_") for s in statuses}
-        return self._view._where(lambda r: r.status in wanted)
+        view = self._view
+        if view._rows is None and not view._query.statuses:
+            return view._narrow(statuses=tuple(sorted(wanted)))
+        return view._where(lambda r: r.status in wanted)
 
     def params(self, **conditions: dict[str, Any]) -> RecordStoreView:
         """Compare inputs, by dotted name: ``params(eq={"dt": 0.1}, ge={"arr.n": 10})``.
@@ -380,32 +397,31 @@ class _Filter:
 
 
 class RecordStoreView:
-    """The records of a project, newest first; ``view.filter`` narrows it down."""
+    """The records of a project, newest first; ``view.filter`` narrows it down.
 
-    def __init__(self, project: config.Project | None = None, *,
+    A view reads the store when it is first used. Until then, the task, tag, status and
+    date filters narrow the query itself (only matching rows are read); the others, and
+    filters on a view already read, check each record.
+    """
+
+    def __init__(self, project: config.Project | None = None, *, query: Query | None = None,
                  _rows: list[dict[str, Any]] | None = None) -> None:
         self.project = project or config.find_project()
+        self._query = query or Query()
         self._rows = _rows
 
     @classmethod
     def select(cls, query: Query, project: config.Project | None = None) -> RecordStoreView:
-        """The records matching ``query``, filtered in the record store itself (fast on
-        large stores: only matching rows are read)."""
-        project = project or config.find_project()
-        if "lost" not in query.statuses:
-            return cls(project, _rows=provenance.rows(project, query))
-        # Lost runs are running records whose process is gone: ask the store for running
-        # ones, then look at each.
-        wanted = set(query.statuses)
-        statuses = tuple(sorted((wanted - {"lost"}) | {"running"}))
-        rows = provenance.rows(project, replace(query, statuses=statuses, limit=None))
-        kept = [r for r in rows if RecordView(r, project).status in wanted]
-        return cls(project, _rows=kept[:query.limit] if query.limit is not None else kept)
+        """The records matching ``query``, filtered in the record store itself."""
+        return cls(project, query=query)
+
+    def _narrow(self, **changes: Any) -> RecordStoreView:
+        return RecordStoreView(self.project, query=replace(self._query, **changes))
 
     @property
     def _records(self) -> list[dict[str, Any]]:
         if self._rows is None:
-            self._rows = provenance.rows(self.project)
+            self._rows = _read(self.project, self._query)
         return self._rows
 
     def _where(self, predicate: Callable[[RecordView], bool]) -> RecordStoreView:
@@ -436,7 +452,11 @@ class RecordStoreView:
 
     def get(self, label: str) -> RecordView:
         """The record with this label, or the only one starting with it."""
-        matches = [row for row in self._records if row["label"].startswith(label)]
+        if self._rows is None and not self._query.label_prefix:
+            rows = _read(self.project, replace(self._query, label_prefix=label))
+        else:
+            rows = self._records
+        matches = [row for row in rows if row["label"].startswith(label)]
         exact = [row for row in matches if row["label"] == label]
         if exact or len(matches) == 1:
             return RecordView((exact or matches)[0], self.project)
@@ -492,6 +512,18 @@ class RecordStoreView:
 
 
 RSView = RecordStoreView
+
+
+def _read(project: config.Project, query: Query) -> list[dict[str, Any]]:
+    """The rows of ``query``; lost runs are running records whose process is gone, so for
+    "running" and "lost" the store is asked for running ones, and each is looked at."""
+    wanted = set(query.statuses)
+    if not wanted & {"lost", "running"}:
+        return provenance.rows(project, query)
+    statuses = tuple(sorted((wanted - {"lost"}) | {"running"}))
+    rows = provenance.rows(project, replace(query, statuses=statuses, limit=None))
+    kept = [r for r in rows if RecordView(r, project).status in wanted]
+    return kept[:query.limit] if query.limit is not None else kept
 
 
 def _fmt(value: Any) -> Any:

@@ -95,7 +95,7 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 
 
 @click.command("run")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1)
 @click.option("-n", "--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the number of CPUs).")
 @click.option("--recompute", is_flag=True, help="Run the tasks even if their results exist.")
@@ -125,9 +125,10 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.option("--mem", help="SLURM memory per task file, e.g. 4G.")
 @click.option("--array-parallelism", type=click.IntRange(min=1),
               help="At most N array elements at once.")
-@click.option("--tasks-per-job", type=click.IntRange(min=1),
-              help="Task files run one after the other by each array element (many short "
-                   "tasks: fewer job starts) [default: 1].")
+@click.option("--tasks-per-job", metavar="N|auto",
+              help="Task files run one after the other by each array element; auto packs "
+                   "short tasks (from earlier records' durations) so that job starts cost "
+                   "at most as much as the tasks [default: auto].")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="SLURM: show progress until the arrays finish, or return once submitted.")
 @click.option("--status", "show_status", is_flag=True,
@@ -137,7 +138,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         recompute_stale: bool, reason: str | None, record: bool, keep: bool, retries: int,
         fail_fast: bool, use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
         partition: str | None, time_limit: str | None, cpus: int | None, mem: str | None,
-        array_parallelism: int | None, tasks_per_job: int | None, wait: bool,
+        array_parallelism: int | None, tasks_per_job: str | None, wait: bool,
         show_status: bool) -> None:
     """Run task files (and the task files in folders, recursively).
 
@@ -168,7 +169,9 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
 
         slurm = config.find_project().config.executor.slurm.with_overrides(
             partition=partition, time=time_limit, cpus=cpus, mem=mem,
-            array_parallelism=array_parallelism, tasks_per_job=tasks_per_job)
+            array_parallelism=array_parallelism,
+            tasks_per_job=tasks_per_job if tasks_per_job in (None, "auto") else _count(
+                tasks_per_job))
     batch = batches.run(
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
         recompute_stale=recompute_stale,
@@ -191,6 +194,14 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     if batch.interrupted:
         sys.exit(130)
     sys.exit(0 if batch.ok else 1)
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a number of task files, or auto",
+                                 param_hint="--tasks-per-job") from None
 
 
 def _slurm_status() -> None:

@@ -130,7 +130,7 @@ class LocalExecutor:
             while (job := next(batch.ready(), None)) is not None:
                 job.state = JobState.RUNNING
                 notify("started", job, batch)
-                report = execute(settings, message(job), pdb_on_error=self.pdb)
+                report = execute(settings, message(job, settings.root), pdb_on_error=self.pdb)
                 if report.state is JobState.KILLED:
                     job.state = JobState.KILLED
                     batch.interrupted = True
@@ -165,7 +165,7 @@ class LocalExecutor:
                     ready = list(itertools.islice(batch.ready(), len(free)))
                     for index, job in zip(free, ready, strict=False):
                         job.state, job.worker = JobState.RUNNING, index + 1
-                        pool.workers[index][1].send(message(job))
+                        pool.workers[index][1].send(message(job, settings.root))
                         busy[index] = job
                         notify("started", job, batch)
                 if not busy:

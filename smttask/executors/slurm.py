@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pickle
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from ..jobs import (
     upstream,
 )
 
-__all__ = ["SlurmExecutor", "parameters", "status"]
+__all__ = ["ELEMENT_STARTUP", "SlurmExecutor", "parameters", "status", "tasks_per_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,14 +127,40 @@ def _live_ids(array_ids: set[str]) -> set[str] | None:
     return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
 
 
+#: What starting one array element costs (the scheduler, a Python process, smttask's
+#: imports), in seconds: what `--tasks-per-job auto` weighs the tasks against.
+ELEMENT_STARTUP = 2.0
+#: The duration assumed for a task never run before.
+UNKNOWN_DURATION = 0.5
+
+
+def tasks_per_job(jobs: list[Job], options: SlurmSection, expected: dict[str, float]) -> int:
+    """The task files per array element: the option when it is a number; with "auto",
+    enough tasks that an element's start-up (ELEMENT_STARTUP) costs at most as much as the
+    tasks it runs (so each task costs at most twice its own time), from their typical
+    durations; tasks longer than the start-up run one per element."""
+    if options.tasks_per_job != "auto":
+        return max(1, int(options.tasks_per_job))
+    if not jobs:
+        return 1
+    durations = [expected.get(j.task.taskname, UNKNOWN_DURATION) for j in jobs]
+    mean = max(sum(durations) / len(durations), 1e-3)
+    return max(1, min(math.ceil(ELEMENT_STARTUP / mean), len(jobs)))
+
+
 @dataclass
 class SlurmExecutor:
-    """Submit the batch as job arrays; with ``wait``, follow them until they end."""
+    """Submit the batch as job arrays; with ``wait``, follow them until they end.
+
+    ``expected`` holds the typical duration (seconds) of each task, from earlier records,
+    for `tasks_per_job = "auto"`.
+    """
 
     project: config.Project
     options: SlurmSection
     retries: int = 0
     wait: bool = True
+    expected: dict[str, float] = field(default_factory=dict)
 
     def run(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
         commit = settings.pinned.state.commit if settings.pinned else None
@@ -176,11 +203,11 @@ class SlurmExecutor:
                 after: list[str], commit: str | None) -> str:
         """Submit ``jobs`` as one array (``tasks_per_job`` per element); its job id."""
         executor = self._executor(folder, after)
-        size = max(1, self.options.tasks_per_job)
+        size = tasks_per_job(jobs, self.options, self.expected)
         chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         try:
-            submitted = executor.map_array(_element, [settings] * len(chunks),
-                                           [[message(job) for job in chunk] for chunk in chunks],
+            messages = [[message(job, settings.root) for job in chunk] for chunk in chunks]
+            submitted = executor.map_array(_element, [settings] * len(chunks), messages,
                                            [commit] * len(chunks))
         except (OSError, RuntimeError) as exc:  # sbatch missing, or refusing the array
             first = str(exc).strip().splitlines()
@@ -196,7 +223,7 @@ class SlurmExecutor:
     def _write_manifest(folder: Path, batch: BatchResult, commit: str | None) -> None:
         elements = [{"slurm_id": j.slurm_id, "slot": j.slot,
                      "task": j.task.taskname, "digest": j.task.digest,
-                     "files": [str(f) for f in j.files], "log": str(j.log)}
+                     "files": [str(f) for f in j.sources], "log": str(j.log)}
                     for j in batch.jobs if j.slurm_id]
         (folder / "manifest.json").write_text(json.dumps(
             {"commit": commit, "elements": elements}, indent=2))

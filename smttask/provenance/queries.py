@@ -109,7 +109,7 @@ def _django_rows(project: Project, query: Query) -> Iterable[dict[str, Any]]:
         for tag in query.pushed_tags:
             qs = qs.filter(tags__contains=tag)  # substring: refined by Query.keeps
         qs = qs.order_by("-timestamp", "-label").values(*ROW_FIELDS)
-        return list(qs.iterator(chunk_size=2000))
+        yield from qs.iterator(chunk_size=2000)
 
 
 def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[str, Any]]:

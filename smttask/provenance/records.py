@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
             version, source = _version(dist), dist
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
         deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
+    deps.append(Dependency("python", sys.executable[-200:], platform.python_version(), "",
+                           platform.python_implementation().lower()))
     _deps_cache[key] = deps
     return deps
 
@@ -102,13 +105,10 @@ def _platforms() -> list[Any]:
     return SerialLaunchMode().get_platform_information()
 
 
-def _script_from_argv(root: Path) -> str:
-    argv0 = sys.argv[0] if sys.argv else ""
-    if argv0 and os.path.isfile(argv0):
-        path = Path(argv0).resolve()
-        name = os.path.relpath(path, root) if path.is_relative_to(root) else str(path)
-        return " ".join([name, *sys.argv[1:]])
-    return ""
+def _smttask_command() -> str:
+    """The path of the ``smttask`` command of this environment."""
+    beside = Path(sys.executable).with_name("smttask")
+    return str(beside) if beside.exists() else (shutil.which("smttask") or "smttask")
 
 
 # --- writing records ----------------------------------------------------------------------
@@ -150,12 +150,15 @@ class Recorder:
         sumatra()
         from sumatra.datastore.filesystem import FileSystemDataStore
         from sumatra.launch import SerialLaunchMode
-        from sumatra.programs import PythonExecutable
+        from sumatra.programs import Executable
         from sumatra.versioncontrol._git import GitRepository
 
         self.store = Datastore.of(project)
         self.writer = SqlWriter(project.name)
-        self.executable = PythonExecutable(sys.executable, version=platform.python_version())
+        # The command a record shows, `<smttask> run <module> <task file or label>`, runs
+        # the task again (Python's own version is among the record's dependencies).
+        self.executable = Executable(_smttask_command(), version=_version("smttask"),
+                                     options="run", name="smttask")
         self.repository = GitRepository(str(project.root), upstream="")
         self.launch_mode = SerialLaunchMode(working_directory=str(project.root))
         # Both of Sumatra's datastores are the input datastore: a result file then has one
@@ -203,8 +206,6 @@ class Recorder:
 
         now = datetime.now(timezone.utc)
         script = run.script if run.script is not None else script_arguments.get()
-        if script is None:
-            script = _script_from_argv(self.project.root)
         content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
         tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
         keys = [self._key(p) for p in run.inputs]

@@ -31,7 +31,7 @@ from typing import Any
 from .. import _fs
 from ..config import Project
 from ..errors import RecordStoreError
-from .writer import ensure_schema
+from .writer import SCHEMA, ensure_schema, schema_version
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -230,11 +230,11 @@ def _bind_store(url: str) -> Any:
 
 
 def _store_ready() -> bool:
-    """True if Sumatra's tables and smttask's additions (see .writer) exist."""
+    """True if Sumatra's tables and smttask's current additions (see .writer) exist."""
     from django.db import connections
 
     tables = set(connections["default"].introspection.table_names())
-    return {"django_store_record", "smttask_paramset"} <= tables
+    return "django_store_record" in tables and schema_version() >= SCHEMA
 
 
 def _migrate() -> None:

@@ -24,7 +24,10 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["SqlWriter", "ensure_schema"]
+__all__ = ["SCHEMA", "SqlWriter", "ensure_schema", "schema_version"]
+
+#: The version of smttask's additions to Sumatra's database (see ensure_schema).
+SCHEMA = 1
 
 _RECORD_COLUMNS = ("label", "reason", "duration", "main_file", "version", "outcome",
                    "timestamp", "tags", "diff", "user", "script_arguments", "stdout_stderr",
@@ -36,6 +39,19 @@ def _q(name: str) -> str:
     from django.db import connections
 
     return str(connections["default"].ops.quote_name(name))
+
+
+def schema_version() -> int:
+    """The version of smttask's additions in the bound database (0: none yet)."""
+    from django.db import connections
+
+    conn = connections["default"]
+    if "smttask_meta" not in conn.introspection.table_names():
+        return 0
+    with conn.cursor() as cur:
+        cur.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def ensure_schema() -> None:
@@ -51,6 +67,10 @@ def ensure_schema() -> None:
                     "ON django_store_record (project_id, label)")
         cur.execute("CREATE INDEX IF NOT EXISTS smttask_datakey_path "
                     "ON django_store_datakey (path)")
+        cur.execute("CREATE INDEX IF NOT EXISTS smttask_record_time "
+                    "ON django_store_record (project_id, timestamp, label)")
+        cur.execute("DELETE FROM smttask_meta WHERE name = 'schema'")
+        cur.execute("INSERT INTO smttask_meta (name, value) VALUES ('schema', %s)", [SCHEMA])
 
 
 @dataclass
@@ -129,6 +149,8 @@ class SqlWriter:
                 break
             n += 1
             label = f"{base}_{n}"
+        if fields.get("script_arguments") is None:  # a run from Python: rerun by its label
+            fields = {**fields, "script_arguments": label}
         values = {**fields, "label": label, "tags": ",".join(sorted(tags)),
                   "timestamp": ops.adapt_datetimefield_value(fields["timestamp"]),
                   "parameters_id": self._parameterset(cur, parameters),
