@@ -85,7 +85,7 @@ def npy_bytes(arr: Any) -> bytes:
     return buf.getvalue()
 
 
-def npy_from_buffer(data: bytes | bytearray) -> np.ndarray:
+def npy_from_buffer(data: Any) -> np.ndarray:
     """An array over the ``.npy`` bytes ``data`` (no copy; writable for a bytearray)."""
     import numpy as np
     from numpy.lib import format as npy
@@ -134,10 +134,14 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return meta
 
 
-def _read_file(path: str) -> bytearray:
+def _read_file(path: str) -> Any:
+    """A file's bytes in one read, into a buffer that is not zero-filled first (a writable
+    uint8 array: arrays loaded from it need no copy)."""
+    import numpy as np
+
     with open(path, "rb") as f:
-        data = bytearray(os.fstat(f.fileno()).st_size)
-        n = f.readinto(data)
+        data = np.empty(os.fstat(f.fileno()).st_size, dtype=np.uint8)
+        n = f.readinto(data.data)
     if n != len(data):
         raise CorruptResult(f"read {n} of {len(data)} bytes")
     return data
@@ -261,7 +265,7 @@ class OutputSpec:
                 if getattr(value, "dtype", arr.dtype) != arr.dtype:
                     raise CorruptResult(f"dtype {arr.dtype} where {value.dtype} is declared")
                 return value
-            return self.adapter.validate_json(data)
+            return self.adapter.validate_json(bytes(data))
         except ValidationError as exc:
             first = exc.errors()[0]
             raise CorruptResult(f"does not fit the declared type: {first['msg']}") from None
@@ -488,7 +492,10 @@ class ResultRef:
                     side = {"size": item.size, "xxh3": item.xxh3, "sha1": item.sha1,
                             "task": self.taskname, "digest": self.digest, "output": spec.name,
                             **(meta or {})}
-                    _fs.create(Path(f"{path}{SIDECAR}"), json.dumps(side, sort_keys=True))
+                    # No fsync for the checksum file: after a power cut it may be empty
+                    # (the result is then set aside) or missing (as for older results).
+                    _fs.create(Path(f"{path}{SIDECAR}"), json.dumps(side, sort_keys=True),
+                               durable=False)
         except BaseException:
             self.discard(written)  # never linked nor recorded: nobody refers to them
             raise

@@ -226,9 +226,16 @@ def require_recordable(
 _tracked: dict[Path, set[str]] = {}
 
 
+_code_seen: dict[Path, tuple[int, list[Path]]] = {}
+
+
 def loaded_code(root: Path) -> list[Path]:
     """Files of the modules imported in this process that lie in the repository (outside
     virtual environments and installed packages)."""
+    seen = _code_seen.get(root)
+    if seen is not None and seen[0] == len(sys.modules):  # nothing imported since
+        return seen[1]
+    count = len(sys.modules)
     prefixes = tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix,
                                                      sys.exec_prefix)})
     base = os.path.join(str(root), "")
@@ -241,7 +248,8 @@ def loaded_code(root: Path) -> list[Path]:
                 or f"{os.sep}dist-packages{os.sep}" in file:
             continue
         found.add(Path(file))
-    return sorted(found)
+    _code_seen[root] = (count, sorted(found))
+    return _code_seen[root][1]
 
 
 def untracked(root: Path, files: Sequence[Path], dirty_directories: Sequence[str] = ()

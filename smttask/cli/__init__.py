@@ -73,13 +73,12 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     ctx.obj = {"verbose": verbose, "quiet": quiet}
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[
         min(verbose, 2)]
-    logger = logging.getLogger("smttask")
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+    root = logging.getLogger()
+    if not any(isinstance(h, _Stderr) for h in root.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False  # the CLI alone decides what reaches the terminal
-    logger.setLevel(level)
+        root.addHandler(handler)
+    logging.getLogger("smttask").setLevel(level)
 
 
 class _Stderr(logging.StreamHandler):
