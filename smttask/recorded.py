@@ -101,7 +101,7 @@ class Recorded(Task):
 
     def result_ref(self, store: Datastore) -> ResultRef:
         """This task's result in ``store`` (whether or not it is on disk)."""
-        return store.result(self.taskname, self.digest, self.output_specs)
+        return store.result(self.taskname, self.digest, self.output_specs, self.separate_names)
 
     def _obtain(self, recompute: bool, record: bool) -> Any:
         project = _project(required=record)
@@ -170,6 +170,8 @@ class Recorded(Task):
         try:
             with captured_output() as output:
                 values = self._execute(prepared.kwargs, validate=True)
+                if values.outcome:  # the task's own note comes first
+                    notes.insert(0, values.outcome)
                 written = self._write(store, values)
             status = "finished"
             return values

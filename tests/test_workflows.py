@@ -288,3 +288,28 @@ def test_workflows_work_without_scipy():
     """)
     assert out.split("\n")[:2] == ["rebuilding a distribution needs scipy: pip install scipy",
                                    "2 True"]
+
+
+def test_seed_streams_follow_their_annotation():
+    from typing import Tuple  # noqa: UP035 - the spelling users of the original write
+
+    class Typed(SeedGenerator):
+        data: Tuple[int, int]  # noqa: UP006
+        init: tuple[int, int, int]
+        noise: int
+
+    seeds = Typed(42)
+    pair = seeds.data(3)
+    assert isinstance(pair, tuple) and len(pair) == 2
+    assert all(isinstance(v, int) and 0 <= v < 2**32 for v in pair)
+    assert len(set(pair)) == 2 and pair == Typed(42).data(3) != seeds.data(4)
+    assert len(seeds.init(3)) == 3
+    assert seeds.noise(1) == Seeds(42).noise(1)  # an int stream is unchanged
+    assert seeds(3) == {"data": pair, "init": seeds.init(3), "noise": seeds.noise(3)}
+    with pytest.raises(TypeError, match=r"Odd: stream 'data': annotate it int \(one seed\) "
+                                        r"or Tuple\[int, int\]"):
+        class Odd(SeedGenerator):
+            data: float
+    with pytest.raises(TypeError, match="fixed length"):
+        class Open(SeedGenerator):
+            data: tuple[int, ...]
