@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import Field, ValidationError
 
-from smttask import MemoizedTask
+from smttask import MemoizedTask, ParamCollError
 from smttask.workflows import Expand, ParamColl, SeedGenerator, Sweep, expand
 
 
@@ -112,7 +112,8 @@ def test_expand_rejects_unordered_or_empty_values():
 
 
 def test_draws_need_a_seed(stats):
-    with pytest.raises(ValidationError, match="sigma: draws from a distribution need a seed"):
+    with pytest.raises(ParamCollError, match="Noisy: sigma draws from a distribution and "
+                                             "needs a seed"):
         Noisy(sigma=expand(stats.norm(0, 1)))
 
     class Seeded(Noisy):
