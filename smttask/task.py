@@ -111,22 +111,39 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 _REGISTRY_LOCK = threading.Lock()
 
 
+class _Registry:
+    """The live tasks of one class by key, held weakly (dead entries purged now and then)."""
+
+    __slots__ = ("purge_at", "refs")
+
+    def __init__(self) -> None:
+        self.refs: dict[str, weakref.ref[Any]] = {}
+        self.purge_at = 1024
+
+    def purge(self) -> None:
+        self.refs = {k: r for k, r in self.refs.items() if r() is not None}
+        self.purge_at = max(1024, 2 * len(self.refs))
+
+
 class TaskMeta(type):
     """Makes building a task return the live task of the same class and digest."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        task = super().__call__(*args, **kwargs)
+        task = type.__call__(cls, *args, **kwargs)
         key = task._identity()
         if key is None:
             return task
         with _REGISTRY_LOCK:
-            live = cls.__dict__.get("_instances")
-            if live is None:
-                live = weakref.WeakValueDictionary()
-                type.__setattr__(cls, "_instances", live)
-            same = live.get(key)
+            registry = cls.__dict__.get("_live")
+            if registry is None:
+                registry = _Registry()
+                type.__setattr__(cls, "_live", registry)
+            ref = registry.refs.get(key)
+            same = ref() if ref is not None else None
             if same is None:
-                live[key] = task
+                registry.refs[key] = weakref.ref(task)
+                if len(registry.refs) >= registry.purge_at:
+                    registry.purge()
                 return task
         if task.reason is not None and task.reason != same.reason:
             if same.reason is not None:

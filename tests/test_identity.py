@@ -105,3 +105,9 @@ def test_callable_class_with_its_own_metaclass_becomes_a_task():
 def test_pickled_task_comes_back_as_the_live_object():
     t = square(x=7.0)
     assert pickle.loads(pickle.dumps(t)) is t
+
+
+def test_the_registry_forgets_dropped_tasks():
+    for n in range(3000):
+        square(x=float(n) + 0.5)  # built and dropped at once
+    assert len(square._live.refs) < 3000  # dead entries are purged as it grows
