@@ -47,8 +47,9 @@ class TaskOutput(BaseModel):
 class WithOutcome:
     """A task's result with a note for its record: ``return WithOutcome(value, "text")``.
 
-    The text is appended to the record's outcome; it is not an output. (A task with
-    several outputs may also return a dict with an ``"outcome"`` key.)
+    The text goes into the record's outcome (first, before smttask's own notes); it is not
+    an output. (A task with several outputs may also return a dict with an ``"outcome"``
+    key.)
     """
 
     result: Any

@@ -237,6 +237,9 @@ def test_nested_draws_use_the_nested_seed_and_do_not_grow_outer(stats):
     assert len(sets) == 2
     assert [s["model"].σ for s in sets] == [q["σ"] for q in inner.inner(2)]
     assert sets[0]["model"].paramseed is None  # a set is plain values: no seed needed
+    endless = Data(L=1, model=inner).inner()
+    assert endless.infinite and [s["model"].σ for s in endless[:3]] == \
+        [q["σ"] for q in inner.inner(3)]
     # A dataclass has no seed of its own: its draws use the collection's.
     with pytest.raises(ParamCollError, match="DataDC: model.σ draws from a distribution"):
         DataDC(L=1, model=ModelDC(λ=1.0, σ=expand(stats.norm(0, 1))))
