@@ -22,6 +22,7 @@ from .errors import (
     DirtyRepositoryError,
     ExecutorError,
     GitError,
+    ParamCollError,
     ProjectNotFoundError,
     RecordStoreError,
     ScaffoldError,
@@ -36,22 +37,26 @@ from .errors import (
 if _typing.TYPE_CHECKING:
     from . import config
     from .decorators import (
+        Create,
         MemoizedTask,
         RecordedIterativeTask,
         RecordedTask,
         UnpureMemoizedTask,
     )
-    from .task import Task, TaskOutput
+    from .task import NotComputed, Task, TaskOutput, WithOutcome
     from .view import RecordStoreView, RSView
     from .workflows import ParamColl, SeedGenerator, expand
 
 __all__ = [
     "ConfigError",
+    "Create",
     "DirtyRepositoryError",
     "ExecutorError",
     "GitError",
     "MemoizedTask",
+    "NotComputed",
     "ParamColl",
+    "ParamCollError",
     "ProjectNotFoundError",
     "RSView",
     "RecordStoreError",
@@ -69,12 +74,15 @@ __all__ = [
     "TaskOutput",
     "UnpureMemoizedTask",
     "UsageError",
+    "WithOutcome",
     "config",
     "expand",
 ]
 
 _LAZY = {
+    "Create": "smttask.decorators",
     "MemoizedTask": "smttask.decorators",
+    "NotComputed": "smttask.task",
     "ParamColl": "smttask.workflows",
     "RSView": "smttask.view",
     "RecordStoreView": "smttask.view",
@@ -84,6 +92,7 @@ _LAZY = {
     "Task": "smttask.task",
     "TaskOutput": "smttask.task",
     "UnpureMemoizedTask": "smttask.decorators",
+    "WithOutcome": "smttask.task",
     "expand": "smttask.workflows",
 }
 

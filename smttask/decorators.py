@@ -3,25 +3,29 @@
 ``@RecordedTask``, ``@MemoizedTask`` and ``@UnpureMemoizedTask`` work bare or with
 arguments: ``cache=`` (keep results in memory by default) and ``version=`` (an explicit
 task version that enters the digest; bump it when the code's results change).
+``Create(cls)`` makes the task class that builds ``cls`` objects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
+import threading
 import typing
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, Union
 
-from pydantic import ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .errors import TaskDefinitionError
 from .outputs import OutputSpec
 from .recorded import Recorded, RecordedIterative
 from .task import Memoized, Task, TaskOutput, UnpureMemoized
 
-__all__ = ["MemoizedTask", "RecordedIterativeTask", "RecordedTask", "UnpureMemoizedTask"]
+__all__ = ["Create", "MemoizedTask", "RecordedIterativeTask", "RecordedTask",
+           "UnpureMemoizedTask"]
 
 F = TypeVar("F")
 _RESERVED = {name for name in dir(Task) if not name.startswith("__")} | {"reason", "inputs"}
@@ -75,6 +79,10 @@ def _outputs(name: str, hints: dict) -> tuple[list[OutputSpec], type | None]:
     if isinstance(ret, type) and issubclass(ret, TaskOutput):
         if not ret.model_fields:
             raise TaskDefinitionError(f"{name}: {ret.__name__} declares no output")
+        if "outcome" in ret.model_fields:
+            raise TaskDefinitionError(
+                f"{name}: 'outcome' cannot be an output name: a returned dict's 'outcome' "
+                "is the record's outcome text")
         specs = [OutputSpec(n, f.rebuild_annotation()) for n, f in ret.model_fields.items()]
         return specs, namedtuple(f"{ret.__name__}Result", [s.name for s in specs])
     if ret is None or ret is type(None):
@@ -138,6 +146,11 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
     call, params, hints = _signature(obj, name)
     inputs = _inputs_model(name, params, hints)
     specs, result = _outputs(name, hints)
+    for spec in specs:
+        for param in spec.separate.params if spec.separate else ():
+            if param not in inputs.model_fields:  # type: ignore[attr-defined]
+                raise TaskDefinitionError(f"{name}: get_names of {spec.name!r} asks for "
+                                          f"{param!r}, which is not an input")
     if iteration is not None:
         _check_iteration(name, iteration[0], iteration[1], hints, specs)
     namespace: dict[str, Any] = {
@@ -160,7 +173,10 @@ def make_task_class(obj: Any, kind: type[Task], *, cache: bool | None = None,
     if iteration is not None:
         namespace["iteration_param"], namespace["iteration_map"] = iteration[0], dict(iteration[1])
     bases = (kind, obj) if isinstance(obj, type) else (kind,)
-    cls = type(obj.__name__, bases, namespace)
+    meta: type = type(kind)
+    if isinstance(obj, type) and not issubclass(meta, type(obj)):  # the class's own metaclass
+        meta = type(f"{type(obj).__name__}TaskMeta", (meta, type(obj)), {})
+    cls = meta(obj.__name__, bases, namespace)
     if issubclass(kind, Recorded):  # results go to disk: their types must serialise
         for spec in specs:
             try:
@@ -216,3 +232,85 @@ def RecordedIterativeTask(  # noqa: N802 - a decorator named like the others
                                   "parameter's name and the output → input map are required")
     return lambda obj: make_task_class(obj, RecordedIterative, cache=cache, version=version,
                                        iteration=(iteration_parameter, map))
+
+
+# --- Create(cls): a task that builds an object -------------------------------------------------
+
+_CREATED: dict[type, type[Task]] = {}
+_CREATED_LOCK = threading.Lock()
+
+
+class Creation(Memoized):
+    """A memoized task whose run() builds one object from its inputs (see :func:`Create`)."""
+
+    target: typing.ClassVar[type]
+
+    def __init__(self, *args: Any, reason: str | None = None, **inputs: Any) -> None:
+        kwargs = inputs.get("kwargs")
+        if set(inputs) == {"kwargs"} and isinstance(kwargs, dict) and \
+                "kwargs" not in type(self).Inputs.model_fields:
+            inputs = dict(kwargs)  # Create(Point)(kwargs={...}), as in the original
+        super().__init__(*args, reason=reason, **inputs)
+
+
+def _constructor_params(cls: type) -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    """The keyword parameters and types of a pydantic model or dataclass constructor."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params, hints = [], {}
+    default: Any
+    if issubclass(cls, BaseModel):
+        for name, info in cls.model_fields.items():
+            default = inspect.Parameter.empty
+            if info.default_factory is not None:
+                default = Field(default_factory=info.default_factory)
+            elif not info.is_required():
+                default = info.default
+            params.append(inspect.Parameter(name, kw, default=default))
+            hints[name] = info.rebuild_annotation()
+        return params, hints
+    types = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
+        default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        elif default is dataclasses.MISSING:
+            default = inspect.Parameter.empty
+        params.append(inspect.Parameter(f.name, kw, default=default))
+        hints[f.name] = types[f.name]
+    return params, hints
+
+
+def Create(cls: type) -> type[Task]:  # noqa: N802 - named like a class, as in the original
+    """The in-memory task class that builds ``cls(**inputs)`` (a pydantic model or dataclass).
+
+    ``Create(Point)(x=1.0, y=2.0)`` is a lazy task: its inputs are validated against the
+    fields of ``Point``, its digest computed, and ``run()`` returns ``Point(x=1.0, y=2.0)``
+    (memoized). Its task name is ``Create(Point)``; a task file of it rebuilds it. The same
+    ``cls`` always gives the same task class.
+    """
+    buildable = isinstance(cls, type) and (issubclass(cls, BaseModel)
+                                           or dataclasses.is_dataclass(cls))
+    if not buildable:
+        kind = cls.__name__ if isinstance(cls, type) else type(cls).__name__
+        raise TaskDefinitionError(f"Create takes a pydantic model or a dataclass, not {kind}")
+    with _CREATED_LOCK:
+        if cls not in _CREATED:
+            name = f"Create({cls.__qualname__})"
+            try:
+                params, hints = _constructor_params(cls)
+            except NameError as exc:
+                raise TaskDefinitionError(f"{name}: cannot resolve its annotations: {exc}") \
+                    from None
+            inputs = _inputs_model(name, params, hints)
+            namespace: dict[str, Any] = {
+                "taskname": name, "target": cls, "Inputs": inputs,
+                "output_specs": (OutputSpec("result", cls),), "Result": None,
+                "_func": staticmethod(cls), "_bound": False, "_memo": {},
+                "_input_types": dict(hints), "__module__": cls.__module__,
+                "__qualname__": name, "__doc__": f"Builds a {cls.__qualname__}.",
+            }
+            meta: Any = type(Creation)
+            _CREATED[cls] = meta(f"Create{cls.__name__}", (Creation,), namespace)
+        return _CREATED[cls]

@@ -20,7 +20,12 @@ in every process, on every machine, with any Python or numpy version. The encodi
 - numpy scalars become Python numbers; bytes are ``{"$bytes": base64}``; dtypes
   ``{"$dtype": ...}``; numpy Generators ``{"$rng": state}``; pydantic models
   ``{"$model": qualname, "fields": {...}}``; enums their value; paths, dates, UUIDs and
-  decimals their string form tagged by type.
+  decimals their string form tagged by type;
+- dataclass instances are ``{"$dataclass": qualname, "fields": {...}}`` (the fields that
+  take part in ``==``); a value whose class has a ``__smttask_digest__()`` method returning
+  ``(tag, payload)`` is ``{"$<tag>": <payload encoded>}`` (a sweep's ``expand`` markers:
+  ``{"$expand": [values]}`` or ``{"$expand": {"dist", "args", "kwds"}}``). Neither could
+  be digested before, so no existing digest changed when they were added.
 
 The digest is the first 20 hex characters (80 bits) of the xxh3-128 of that text.
 Unhashed inputs (an iterative task's step count) are appended: ``<hash>__n_3``.
@@ -30,6 +35,7 @@ Changing any of this is a scheme-version bump (see CHANGELOG and ``tests/golden`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import decimal
 import enum
@@ -168,9 +174,18 @@ def _encode_other(value: Any) -> Any:
     if isinstance(value, BaseModel):
         fields = {name: encode(getattr(value, name)) for name in type(value).model_fields}
         return {"$model": type(value).__qualname__, "fields": fields}
+    # Types added after scheme v1 was fixed: none of them had a digest before.
+    own = getattr(type(value), "__smttask_digest__", None)
+    if own is not None:
+        tag, payload = own(value)
+        return {"$" + tag: encode(payload)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: encode(getattr(value, f.name))
+                  for f in dataclasses.fields(value) if f.compare}
+        return {"$dataclass": type(value).__qualname__, "fields": fields}
     raise TypeError(
         f"cannot compute a digest of a {type(value).__qualname__} value; use a JSON-like "
-        "type, a numpy array or a pydantic model"
+        "type, a numpy array, a pydantic model or a dataclass"
     )
 
 

@@ -12,6 +12,7 @@ Every expected failure is a :class:`SmttaskError`; the CLI prints it as one line
     ├── TaskDefinitionError          exit 5  a function or class cannot become a task (TypeError)
     ├── TaskInputError               exit 5  invalid or unknown task inputs (also a ValueError)
     ├── TaskFileError                exit 5  a task file that cannot be read, validated, imported
+    ├── ParamCollError               exit 2  a ParamColl that cannot be built (TypeError)
     ├── TaskExecutionError           exit 1  the task's own code raised; chained to the cause
     ├── RecordStoreError             exit 6  the Sumatra record store cannot be used
     ├── ExecutorError                exit 7  an executor cannot run the batch (SLURM, submitit)
@@ -25,6 +26,7 @@ __all__ = [
     "DirtyRepositoryError",
     "ExecutorError",
     "GitError",
+    "ParamCollError",
     "ProjectNotFoundError",
     "RecordStoreError",
     "ScaffoldError",
@@ -95,6 +97,13 @@ class TaskFileError(SmttaskError, ValueError):
     """A task file cannot be read, validated or imported."""
 
     exit_code = 5
+
+
+class ParamCollError(SmttaskError, TypeError):
+    """A parameter collection cannot be built as declared or as called: a field that
+    shadows a method, draws from a distribution without a ``paramseed``."""
+
+    exit_code = 2
 
 
 class TaskExecutionError(SmttaskError, RuntimeError):

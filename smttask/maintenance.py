@@ -57,7 +57,7 @@ def rebuild_links(view: RecordStoreView | None = None) -> RebuildReport:
         if not isinstance(task, Recorded):
             continue
         ref = task.result_ref(store)
-        for spec in task.output_specs:
+        for spec in ref.file_specs:  # one per file: separate outputs give one per item
             files = [f for f in record.output_files
                      if output_of(f, record.digest, [spec]) is spec and f.exists()]
             if not files:

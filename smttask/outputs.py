@@ -11,6 +11,8 @@
   task runs again.
 - An iterative task's digest ends in ``__<param>_<step>``; its steps share the folder.
 - Array *inputs* of records are stored once, by content, in ``<input>/.inputs/``.
+- A separate output (:func:`smttask.typing.separate_outputs`) is one file per item,
+  ``<digest>_<item name>.<ext>``, with item names computed from the task's inputs.
 
 :class:`Datastore` holds the two roots; :class:`ResultRef` is one task's result in it
 (its links, files, versions and steps; load, write, link).
@@ -27,7 +29,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from . import _fs
+from .errors import TaskInputError
+from .typing import SeparateOutputs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,6 +59,7 @@ __all__ = [
     "add_sidecar",
     "check_file",
     "checksums",
+    "item_names",
     "npy_bytes",
     "npy_from_buffer",
     "output_of",
@@ -211,10 +216,23 @@ def type_adapter(annotation: Any) -> TypeAdapter[Any]:
 
 @dataclass
 class OutputSpec:
-    """One named output of a task: its declared type and its file format."""
+    """One named output of a task (or one item of a separate output): its declared type
+    and its file format."""
 
     name: str
     annotation: Any
+    group: str | None = None  # for an item: the separate output it belongs to
+
+    @functools.cached_property
+    def separate(self) -> SeparateOutputs | None:
+        """What makes this a separate output (one file per item), or None."""
+        return next((m for m in getattr(self.annotation, "__metadata__", ())
+                     if isinstance(m, SeparateOutputs)), None)
+
+    def item(self, name: str) -> OutputSpec:
+        """The spec of one item's file of this separate output."""
+        assert self.separate is not None
+        return OutputSpec(name, self.separate.item_type, group=self.name)
 
     @functools.cached_property
     def adapter(self) -> TypeAdapter[Any]:
@@ -332,9 +350,9 @@ class Datastore:
     def of(cls, project: Project) -> Datastore:
         return cls(project.input_dir, project.output_dir)
 
-    def result(self, taskname: str, digest: str, specs: tuple[OutputSpec, ...] | list[OutputSpec]
-               ) -> ResultRef:
-        return ResultRef(self, taskname, digest, tuple(specs))
+    def result(self, taskname: str, digest: str, specs: tuple[OutputSpec, ...] | list[OutputSpec],
+               items: Mapping[str, tuple[str, ...]] | None = None) -> ResultRef:
+        return ResultRef(self, taskname, digest, tuple(specs), tuple((items or {}).items()))
 
     def output_file(self, key: str) -> Path:
         """The file of an output data key of a record made before smttask-record/1
@@ -400,14 +418,79 @@ class Datastore:
                       if pattern.fullmatch(p.name))
 
 
+_ITEM = re.compile(r"\w[\w.-]*")
+_VERSIONED = re.compile(r"(.+)_(\d+)")
+
+
+def item_names(specs: tuple[OutputSpec, ...] | list[OutputSpec], inputs: Mapping[str, Any]
+               ) -> dict[str, tuple[str, ...]]:
+    """The file names of each separate output's items, from the task's inputs.
+
+    Names are checked so that every file name reads back one way: unique, made of
+    letters, digits, ``_``, ``.`` and ``-``, and never ``<other name>_<N>`` (which is how
+    version N of another file is named).
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        sep = spec.separate
+        if sep is None:
+            continue
+        where = f"separate output {spec.name!r}"
+        for param in sep.params:
+            if getattr(inputs[param], "__smttask_task__", False):
+                raise TaskInputError(f"{where}: {param!r} is an upstream task; separate "
+                                     "outputs are named from input values", param)
+        names = sep.get_names(**{p: inputs[p] for p in sep.params})
+        if isinstance(names, str) or not hasattr(names, "__iter__"):
+            raise TaskInputError(f"{where}: get_names must return a list of names, not "
+                                 f"{type(names).__name__}")
+        found[spec.name] = tuple(names)
+    owner: dict[str, str | None] = {s.name: None for s in specs if s.separate is None}
+    for output, names in found.items():
+        where = f"separate output {output!r}"
+        for name in names:
+            if not isinstance(name, str) or not _ITEM.fullmatch(name):
+                raise TaskInputError(f"{where}: {name!r} is not a valid name (letters, "
+                                     "digits, '_', '.' and '-')")
+            if name in owner:
+                raise TaskInputError(f"{where}: {name!r} is used twice (the names of "
+                                     "outputs and items must differ)")
+            owner[name] = output
+    for name, group in owner.items():
+        m = _VERSIONED.fullmatch(name)
+        if m and m[1] in owner:
+            which = f"separate output {group!r}" if group else f"output {name!r}"
+            raise TaskInputError(f"{which}: {name!r} would read as version {m[2]} of "
+                                 f"{m[1]!r}; choose other names")
+    return found
+
+
 @dataclass(frozen=True)
 class ResultRef:
-    """One task's result in a datastore: found through its links, written once."""
+    """One task's result in a datastore: found through its links, written once.
+
+    ``items`` names the item files of each separate output (see :func:`item_names`).
+    """
 
     store: Datastore
     taskname: str
     digest: str
     specs: tuple[OutputSpec, ...]
+    items: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @functools.cached_property
+    def file_specs(self) -> tuple[OutputSpec, ...]:
+        """One spec per file: a separate output gives one per item."""
+        items = dict(self.items)
+        out: list[OutputSpec] = []
+        for spec in self.specs:
+            if spec.separate is None:
+                out.append(spec)
+            elif spec.name in items:
+                out += [spec.item(name) for name in items[spec.name]]
+            else:
+                raise ValueError(f"{spec.name}: the names of its items are not given")
+        return tuple(out)
 
     @property
     def link_folder(self) -> Path:
@@ -423,7 +506,7 @@ class ResultRef:
 
     @property
     def links(self) -> list[Path]:
-        return [self.link(spec) for spec in self.specs]
+        return [self.link(spec) for spec in self.file_specs]
 
     @property
     def on_disk(self) -> bool:
@@ -451,7 +534,7 @@ class ResultRef:
         metas = []
         # Plain strings, not Paths: this is the cache-hit path.
         folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
-        for spec in self.specs:
+        for spec in self.file_specs:
             link = folder + spec.suffix
             real = os.path.realpath(link)
             try:
@@ -470,20 +553,36 @@ class ResultRef:
                     os.unlink(link)
                 return None
             metas.append(meta)
+        if self.items:  # reassemble each separate output, in order
+            items = dict(self.items)
+            values = {s.name: tuple(values[n] for n in items[s.name]) if s.name in items
+                      else values[s.name] for s in self.specs}
         return Loaded(values, metas)
 
-    def write(self, values: dict[str, Any], meta: dict[str, Any] | None = None
+    def write(self, values: Mapping[str, Any], meta: dict[str, Any] | None = None
               ) -> list[Written]:
         """Write every output under a fresh name, with its checksum sidecar (``meta`` is
-        added to it); not linked yet (:meth:`link`). Nothing is left behind on failure."""
-        encoded = [spec.encode(values[spec.name]) for spec in self.specs]
+        added to it); not linked yet (:meth:`publish`). Nothing is left behind on failure.
+
+        A separate output must have one value per item name (a ValueError otherwise,
+        before anything is written).
+        """
+        flat = dict(values)
+        for output, names in self.items:
+            seq = list(flat.pop(output))
+            if len(seq) != len(names):
+                raise ValueError(f"{output}: {len(seq)} values for the {len(names)} names "
+                                 f"{list(names)}")
+            flat.update(zip(names, seq, strict=True))
+        specs = self.file_specs
+        encoded = [spec.encode(flat[spec.name]) for spec in specs]
         folder = self.file_folder
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Written] = []
         try:
             with contextlib.ExitStack() as stack:  # every file complete before any is named
                 tmps = [stack.enter_context(_fs.temporary(folder, data)) for data in encoded]
-                for spec, tmp, data in zip(self.specs, tmps, encoded, strict=True):
+                for spec, tmp, data in zip(specs, tmps, encoded, strict=True):
                     path = _fs.link_first_free(tmp, self._names(spec))
                     item = Written(path, len(data), xxhash.xxh3_128_hexdigest(data),
                                    hashlib.sha1(data).hexdigest(),
@@ -511,7 +610,7 @@ class ResultRef:
 
     def publish(self, written: list[Written]) -> None:
         """Point the result's links at freshly written files: from now on it loads."""
-        for spec, item in zip(self.specs, written, strict=True):
+        for spec, item in zip(self.file_specs, written, strict=True):
             self.relink(spec, item.path)
 
     def _names(self, spec: OutputSpec) -> Iterator[Path]:
@@ -541,7 +640,8 @@ class ResultRef:
     def step(self, param: str, step: int) -> ResultRef:
         """The result of the same iterative task at another step."""
         base = self.digest.split("__", 1)[0]
-        return ResultRef(self.store, self.taskname, f"{base}__{param}_{step}", self.specs)
+        return ResultRef(self.store, self.taskname, f"{base}__{param}_{step}", self.specs,
+                         self.items)
 
     def saved_steps(self, param: str) -> list[int]:
         """Steps with a link on disk (complete or not), largest first."""

@@ -116,7 +116,7 @@ class Recorded(Task):
 
     def result_ref(self, store: Datastore) -> ResultRef:
         """This task's result in ``store`` (whether or not it is on disk)."""
-        return store.result(self.taskname, self.digest, self.output_specs)
+        return store.result(self.taskname, self.digest, self.output_specs, self.separate_names)
 
     def _obtain(self, recompute: bool, record: bool) -> Any:
         project = _project(required=record)
@@ -206,6 +206,8 @@ class Recorded(Task):
         try:
             with captured_output() as output:
                 values = self._execute(prepared.kwargs, validate=True)
+            if values.outcome:  # the task's own note comes first
+                notes.insert(0, values.outcome)
             cfg = project.config.repo  # the run may have imported more code: check it too
             checked = repo.require_tracked(checked, cfg.dirty_directories, cfg.on_changed)
             written = self._write(ref, values, {"code": code_fingerprint(type(self)),

@@ -8,12 +8,18 @@ runs until :meth:`Task.run`. The kinds of tasks:
 - :class:`UnpureMemoized`: like Memoized, but the digest is computed from the output;
 - ``Recorded`` and ``RecordedIterative`` (:mod:`smttask.recorded`): results on disk, runs
   recorded in Sumatra.
+
+There is one object per task: building a task whose class and digest match a live task
+returns that task (held weakly, so it is freed when nothing else uses it).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,9 +35,10 @@ from .errors import (
     TaskInputError,
     UsageError,
 )
-from .outputs import OutputSpec
+from .outputs import OutputSpec, item_names
 
-__all__ = ["Memoized", "Task", "TaskOutput", "UnpureMemoized", "single_use"]
+__all__ = ["Memoized", "NotComputed", "Outputs", "Task", "TaskMeta", "TaskOutput",
+           "UnpureMemoized", "WithOutcome", "single_use"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,49 @@ class TaskOutput(BaseModel):
     """Subclass with one annotated field per output; each output is saved to its own file."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+
+@dataclass(frozen=True)
+class WithOutcome:
+    """A task's result with a note for its record: ``return WithOutcome(value, "text")``.
+
+    The text goes into the record's outcome (first, before smttask's own notes); it is not
+    an output. (A task with several outputs may also return a dict with an ``"outcome"``
+    key.)
+    """
+
+    result: Any
+    outcome: str
+
+
+class Outputs(dict[str, Any]):
+    """A run's outputs by name, with the outcome text the task gave (``""`` if none)."""
+
+    outcome: str = ""
+
+
+class _NotComputedType:
+    """The type of :data:`NotComputed` (one instance, kept by pickling)."""
+
+    _instance: ClassVar[_NotComputedType | None] = None
+
+    def __new__(cls) -> _NotComputedType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NotComputed"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "NotComputed"
+
+
+#: "No value yet": a placeholder for a result not computed. Falsy, and not a task input.
+NotComputed = _NotComputedType()
 
 
 def _summary(value: Any) -> str:
@@ -65,7 +115,56 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return ".".join(loc), msg
 
 
-class Task:
+_REGISTRY_LOCK = threading.Lock()
+
+
+class _Registry:
+    """The live tasks of one class by key, held weakly (dead entries purged now and then)."""
+
+    __slots__ = ("purge_at", "refs")
+
+    def __init__(self) -> None:
+        self.refs: dict[str, weakref.ref[Any]] = {}
+        self.purge_at = 1024
+
+    def purge(self) -> None:
+        self.refs = {k: r for k, r in self.refs.items() if r() is not None}
+        self.purge_at = max(1024, 2 * len(self.refs))
+
+
+class TaskMeta(type):
+    """Makes building a task return the live task of the same class and digest."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        task = type.__call__(cls, *args, **kwargs)
+        key = task._identity()
+        if key is None:
+            return task
+        with _REGISTRY_LOCK:
+            registry = cls.__dict__.get("_live")
+            if registry is None:
+                registry = _Registry()
+                type.__setattr__(cls, "_live", registry)
+            ref = registry.refs.get(key)
+            same = ref() if ref is not None else None
+            if same is None:
+                registry.refs[key] = weakref.ref(task)
+                if len(registry.refs) >= registry.purge_at:
+                    registry.purge()
+                return task
+        if task.reason is not None and task.reason != same.reason:
+            if same.reason is not None:
+                logger.warning("%s: reason %r replaced by %r", task.taskname, same.reason,
+                               task.reason)
+            same.reason = task.reason
+        return same
+
+
+def _rebuild(cls: type[Task], inputs: dict[str, Any], reason: str | None) -> Task:
+    return cls(reason=reason, **inputs)
+
+
+class Task(metaclass=TaskMeta):
     """Base of every task class; instances are lazy, validated, digest-identified tasks."""
 
     #: Marks tasks for the digest: an upstream task is encoded by its name and digest.
@@ -112,6 +211,15 @@ class Task:
         except TypeError as exc:
             raise TaskInputError(f"{self.taskname}: {exc}") from None
 
+    def _identity(self) -> str | None:
+        """The key under which this object is the one live task of its class (None:
+        never shared)."""
+        return self._digest
+
+    def __reduce__(self) -> Any:
+        # Unpickling builds the task again, so that it is the live task of its digest.
+        return _rebuild, (type(self), dict(self.inputs.__dict__), self.reason)
+
     # --- identity ------------------------------------------------------------------------
 
     @property
@@ -128,6 +236,18 @@ class Task:
 
     def __hash__(self) -> int:
         return hash((type(self), self.digest))
+
+    @property
+    def separate_names(self) -> dict[str, tuple[str, ...]]:
+        """The item names of each separate output (its file names), from the inputs."""
+        names = self.__dict__.get("_separate_names")
+        if names is None:
+            try:
+                names = item_names(self.output_specs, self.inputs.__dict__)
+            except TaskInputError as exc:
+                raise TaskInputError(f"{self.taskname}: {exc}", exc.field) from None
+            self.__dict__["_separate_names"] = names
+        return names
 
     # --- description and task files --------------------------------------------------------
 
@@ -197,7 +317,7 @@ class Task:
         func = type(self)._func
         return func(self, **kwargs) if self._bound else func(**kwargs)
 
-    def _execute(self, kwargs: dict[str, Any], *, validate: bool) -> dict[str, Any]:
+    def _execute(self, kwargs: dict[str, Any], *, validate: bool) -> Outputs:
         """Run the task's code; the outputs by name. Failures become TaskExecutionError."""
         try:
             raw = self._call(kwargs)
@@ -209,14 +329,19 @@ class Task:
             ).with_traceback(exc.__traceback__) from exc
         return self._parse(raw, validate=validate)
 
-    def _parse(self, raw: Any, *, validate: bool) -> dict[str, Any]:
+    def _parse(self, raw: Any, *, validate: bool) -> Outputs:
         specs = self.output_specs
+        outcome: Any = ""
+        if isinstance(raw, WithOutcome):
+            raw, outcome = raw.result, raw.outcome
         if self.Result is None:
             values = {specs[0].name: raw}
         elif isinstance(raw, TaskOutput):
             values = dict(raw.__dict__)
         elif isinstance(raw, dict):
-            values = raw
+            values = dict(raw)
+            if "outcome" in values:
+                outcome = values.pop("outcome")
         elif isinstance(raw, tuple | list) and len(raw) == len(specs):
             values = {spec.name: v for spec, v in zip(specs, raw, strict=True)}
         else:
@@ -229,9 +354,15 @@ class Task:
                 f"{self.taskname} returned outputs {sorted(values)}, expected "
                 f"{[s.name for s in specs]}"
             )
+        if not isinstance(outcome, str):
+            raise TaskExecutionError(f"{self.taskname}: its outcome must be a string, not "
+                                     f"{type(outcome).__name__}")
+        if outcome:
+            logger.info("%s: outcome: %s", self.taskname, outcome)
+        checked = Outputs(values)
+        checked.outcome = outcome
         if not validate:
-            return values
-        checked = {}
+            return checked
         for spec in specs:
             try:
                 checked[spec.name] = spec.adapter.validate_python(values[spec.name])
@@ -271,6 +402,11 @@ class UnpureMemoized(Memoized):
 
     def _compute_digest(self) -> str | None:
         return None  # known once the task has run
+
+    def _identity(self) -> str | None:
+        return None  # never shared: a new object is a fresh look at the outside state
+
+    __reduce__ = object.__reduce__  # pickled with its result and digest
 
     @property
     def digest(self) -> str:

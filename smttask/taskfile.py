@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 from . import _fs
-from .errors import ProjectNotFoundError, TaskFileError, TaskInputError
+from .errors import ProjectNotFoundError, TaskDefinitionError, TaskFileError, TaskInputError
 from .outputs import type_adapter
 from .task import Task
 
@@ -70,7 +71,7 @@ def describe(task: Task) -> dict[str, Any]:
         if isinstance(value, Task):
             inputs[name] = describe(value)
         else:
-            inputs[name] = _input_adapter(cls, name).dump_python(value, mode="json")  # type: ignore[arg-type]
+            inputs[name] = _input_adapter(cls, name).dump_python(value, mode="json")
     return {
         "smttask": FORMAT,
         "taskname": task.taskname,
@@ -155,6 +156,22 @@ def _import(module: str, allowed: set[str], where: str) -> Any:
         raise TaskFileError(f"{where}: cannot import {module!r}: {exc}") from None
 
 
+def _task_class(module: Any, taskname: str) -> Any:
+    """The task class ``taskname`` of ``module``; ``Create(<qualname>)`` is built again."""
+    created = re.fullmatch(r"Create\((.+)\)", taskname)
+    obj: Any = module
+    for part in (created[1] if created else taskname).split("."):
+        obj = getattr(obj, part, None)
+    if created is None or obj is None:
+        return obj
+    from .decorators import Create
+
+    try:
+        return Create(obj)
+    except TaskDefinitionError:
+        return None
+
+
 def _build(desc: Any, allowed: set[str], where: str) -> Task:
     if not isinstance(desc, dict):
         raise TaskFileError(f"{where}: a task description must be a JSON object")
@@ -170,9 +187,7 @@ def _build(desc: Any, allowed: set[str], where: str) -> Task:
     if reason is not None and not isinstance(reason, str):
         raise TaskFileError(f"{where}: reason: must be a string or null")
     module = _import(desc["module"], allowed, where)
-    cls: Any = module
-    for part in desc["taskname"].split("."):
-        cls = getattr(cls, part, None)
+    cls = _task_class(module, desc["taskname"])
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TaskFileError(f"{where}: taskname: {desc['module']} has no task "
                             f"{desc['taskname']!r}")
@@ -263,7 +278,7 @@ def _record_inputs(task: Task, store: Datastore | None, files: list[Path]) -> di
         elif isinstance(value, np.ndarray):
             out[name] = _array_summary(value, store, files)
         else:
-            dumped = _input_adapter(type(task), name).dump_python(value, mode="json")  # type: ignore[arg-type]
+            dumped = _input_adapter(type(task), name).dump_python(value, mode="json")
             out[name] = _summarise_nested(dumped, store, files)
     return out
 

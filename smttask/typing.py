@@ -8,12 +8,16 @@
 - ``DType``: a numpy dtype, written as its ``dtype.str`` (a dict when structured).
 - ``RNGenerator``: a ``numpy.random.Generator``, written as its bit generator's state.
   Validation copies the generator, so a task never advances the caller's generator.
+- ``separate_outputs(item_type, get_names)``: an output of variable length whose items
+  are saved as separate files, named by ``get_names`` from the task's inputs.
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 import io
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import numpy as np
@@ -24,10 +28,12 @@ __all__ = [
     "Array",
     "DType",
     "RNGenerator",
+    "SeparateOutputs",
     "dtype_from_json",
     "dtype_to_json",
     "is_array_type",
     "rng_state",
+    "separate_outputs",
 ]
 
 
@@ -243,3 +249,34 @@ class _RNGSchema:
 
 
 RNGenerator = Annotated[np.random.Generator, _RNGSchema]
+
+
+class SeparateOutputs:
+    """Marks an output whose items are saved as separate files (see :func:`separate_outputs`)."""
+
+    __slots__ = ("get_names", "item_type", "params")
+
+    def __init__(self, item_type: Any, get_names: Callable[..., Iterable[str]]) -> None:
+        self.item_type = item_type
+        self.get_names = get_names
+        #: The task inputs that ``get_names`` takes, by name.
+        self.params = tuple(inspect.signature(get_names).parameters)
+
+    def __repr__(self) -> str:
+        return f"SeparateOutputs({self.item_type!r}, names from {', '.join(self.params)})"
+
+
+def separate_outputs(item_type: Any, get_names: Callable[..., Iterable[str]]) -> Any:
+    """An output type: a tuple of ``item_type`` values, one file per item.
+
+    ``get_names`` takes some of the task's inputs, by parameter name, and returns the
+    items' names, which become the file names ``<digest>_<name>.<ext>``::
+
+        class Powers(TaskOutput):
+            sqr: float
+            more: separate_outputs(float, lambda pmax: [str(p) for p in range(4, pmax + 1)])
+
+    The task returns a sequence with one value per name (a mismatch is an error); loading
+    reassembles the tuple in the order of the names.
+    """
+    return Annotated[tuple[item_type, ...], SeparateOutputs(item_type, get_names)]

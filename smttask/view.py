@@ -285,14 +285,22 @@ class RecordView:
         return self.output_files
 
     def get_output(self, name: str = "result") -> Any:
-        """Load one output of this run from its own file (not from the current link)."""
-        spec = next((s for s in self.task.output_specs if s.name == name), None)
-        if spec is None:
+        """Load one output of this run from its own files (not from the current links);
+        a separate output comes back as the tuple of its items."""
+        task = self.task
+        if name not in {s.name for s in task.output_specs}:
             raise KeyError(f"{self.taskname} has no output {name!r}")
-        for path in self.output_files:
-            if output_of(path, self.digest, [spec]) is spec:
-                return spec.read(path)
-        raise FileNotFoundError(f"record {self.label} wrote no output {name!r}")
+        specs = [s for s in task.result_ref(Datastore.of(self.project)).file_specs  # type: ignore[attr-defined]
+                 if (s.group or s.name) == name]
+        values = []
+        for spec in specs:
+            path = next((p for p in self.output_files
+                         if output_of(p, self.digest, [spec]) is spec), None)
+            if path is None:
+                raise FileNotFoundError(f"record {self.label} wrote no output {spec.name!r}")
+            values.append(spec.read(path))
+        separate = next(s for s in task.output_specs if s.name == name).separate
+        return tuple(values) if separate else values[0]
 
     def details(self) -> RecordDetails:
         """Packages, platform, diff and captured output (read from the record store)."""

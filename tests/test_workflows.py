@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import Field, ValidationError
 
-from smttask import MemoizedTask
+from smttask import MemoizedTask, ParamCollError
 from smttask.workflows import Expand, ParamColl, SeedGenerator, Sweep, expand
 
 
@@ -112,7 +112,8 @@ def test_expand_rejects_unordered_or_empty_values():
 
 
 def test_draws_need_a_seed(stats):
-    with pytest.raises(ValidationError, match="sigma: draws from a distribution need a seed"):
+    with pytest.raises(ParamCollError, match="Noisy: sigma draws from a distribution and "
+                                             "needs a seed"):
         Noisy(sigma=expand(stats.norm(0, 1)))
 
     class Seeded(Noisy):
@@ -288,3 +289,28 @@ def test_workflows_work_without_scipy():
     """)
     assert out.split("\n")[:2] == ["rebuilding a distribution needs scipy: pip install scipy",
                                    "2 True"]
+
+
+def test_seed_streams_follow_their_annotation():
+    from typing import Tuple  # noqa: UP035 - the spelling users of the original write
+
+    class Typed(SeedGenerator):
+        data: Tuple[int, int]  # noqa: UP006
+        init: tuple[int, int, int]
+        noise: int
+
+    seeds = Typed(42)
+    pair = seeds.data(3)
+    assert isinstance(pair, tuple) and len(pair) == 2
+    assert all(isinstance(v, int) and 0 <= v < 2**32 for v in pair)
+    assert len(set(pair)) == 2 and pair == Typed(42).data(3) != seeds.data(4)
+    assert len(seeds.init(3)) == 3
+    assert seeds.noise(1) == Seeds(42).noise(1)  # an int stream is unchanged
+    assert seeds(3) == {"data": pair, "init": seeds.init(3), "noise": seeds.noise(3)}
+    with pytest.raises(TypeError, match=r"Odd: stream 'data': annotate it int \(one seed\) "
+                                        r"or Tuple\[int, int\]"):
+        class Odd(SeedGenerator):
+            data: float
+    with pytest.raises(TypeError, match="fixed length"):
+        class Open(SeedGenerator):
+            data: tuple[int, ...]

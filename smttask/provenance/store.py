@@ -222,6 +222,7 @@ def _bind_store(url: str) -> Any:
     from sumatra.recordstore import django_store as ds
 
     db = ds.db_config.uri_to_db(url)
+    db["OPTIONS"] = {}  # replaces the options of a database bound before
     if db["ENGINE"].endswith("sqlite3"):
         # WAL: readers never wait for a writer, and a commit costs no fsync (the log is
         # synced at checkpoints): a crashed process loses no committed record, a power
