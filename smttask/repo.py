@@ -47,6 +47,8 @@ def _run(cwd: Path | str, *args: str, stdin: str | None = None
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               check=False, input=stdin)
     except FileNotFoundError:
+        if shutil.which("git") is not None:
+            raise GitError(f"{cwd} does not exist") from None
         raise GitError("git is not installed; smttask needs git to pin the code of each "
                        "run (apt-get install git)") from None
 

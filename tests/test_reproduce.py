@@ -19,6 +19,14 @@ def scale(x: float, k: int) -> float:
     return x * k
 """
 
+CONFIG_STORE_DIFF = """\
+[project]
+name = "testproj"
+
+[repo]
+on_changed = "store-diff"
+"""
+
 NOISE = """
 import numpy as np
 from smttask import RecordedTask
@@ -223,3 +231,37 @@ def test_the_replay_module_runs_standalone():
                           text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == textwrap.dedent("usage: python -m smttask.replay JOB.json")
+
+
+def test_upstream_results_come_from_the_datastore(proj):
+    """A composed record is rerun on the upstream result it used, not on a new draw."""
+    tasks = proj.module(NOISE + """
+@RecordedTask
+def total(values: Array[float, 1]) -> float:
+    return float(values.sum())
+""")
+    tasks.total(values=tasks.noise(n=20)).run()
+    total = RecordStoreView().filter.task("total").latest
+    noise = RecordStoreView().filter.task("noise").latest
+
+    rep = total.reproduce(tag=False)
+    assert rep.outcome == "reproduced", rep
+    assert list(rep.upstream.values()) == ["loaded from the datastore"]
+    assert noise.reproduce(tag=False).outcome == "differs"
+
+
+def test_the_recorded_diff_is_applied(proj):
+    """A run recorded under on_changed = "store-diff" is reproduced with its diff."""
+    proj.write("smttask.toml", CONFIG_STORE_DIFF)
+    tasks = proj.module(SCALE)
+    proj.write(f"{proj.pkg}/tasks.py", SCALE.replace("x * k", "x * k * 100"))  # uncommitted
+    importlib.reload(tasks)
+    assert tasks.scale(x=1.0, k=2).run() == 200.0
+    record = RecordStoreView().latest
+    assert "x * k * 100" in record.details().diff
+    proj.git("checkout", "--", ".")  # the change is dropped from the tree
+
+    rep = record.reproduce(tag=False)
+
+    assert rep.outcome == "reproduced", rep
+    assert proj.git("status", "--porcelain") == ""
