@@ -25,15 +25,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .. import _fs, config, repo
 from ..errors import UsageError
-from ..provenance import RecordDetails
 from ..view import RecordStoreView, RecordView
+from .lineage import Step, lineage
 
 __all__ = ["PROFILES", "WFRUN_CONTEXT", "export_rocrate"]
 
@@ -42,51 +42,6 @@ PROFILES = {**{f"https://w3id.org/ro/wfrun/{kind}/0.5": f"{kind.title()} Run Cra
                for kind in ("process", "workflow", "provenance")},
             "https://w3id.org/workflowhub/workflow-ro-crate/1.0": "Workflow RO-Crate"}
 _COMPLETED = "http://schema.org/CompletedActionStatus"
-
-
-@dataclass(eq=False)
-class _Step:
-    """One record in the crate, with the upstream steps feeding each of its inputs."""
-
-    record: RecordView
-    details: RecordDetails
-    feeds: dict[str, list[_Step]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return self.record.label
-
-
-def _plan(view: RecordStoreView, records: list[RecordView]) -> list[_Step]:
-    """Every record and its recorded upstream records, upstream first, each once. An
-    upstream record is the newest finished one of its digest made before its consumer."""
-    by_digest: dict[str, list[RecordView]] = {}
-    for rec in view.filter.status("finished"):  # newest first
-        by_digest.setdefault(rec.digest, []).append(rec)
-    steps: dict[str, _Step] = {}
-
-    def upstream_of(desc: dict[str, Any], before: Any) -> list[_Step]:
-        found = []
-        for value in desc.get("inputs", {}).values():
-            if not (isinstance(value, dict) and value.get("smttask")):
-                continue
-            rec = next((r for r in by_digest.get(value.get("digest", ""), [])
-                        if r.timestamp <= before), None)
-            found += [visit(rec)] if rec is not None else upstream_of(value, before)
-        return found
-
-    def visit(record: RecordView) -> _Step:
-        if record.label not in steps:
-            step = _Step(record, record.details())
-            for name, value in record.description.get("inputs", {}).items():
-                if isinstance(value, dict) and value.get("smttask"):
-                    step.feeds[name] = upstream_of({"inputs": {name: value}}, record.timestamp)
-            steps[record.label] = step  # after its upstream: upstream first
-        return steps[record.label]
-
-    for record in records:
-        visit(record)
-    return list(steps.values())
 
 
 def _one(items: list[Any]) -> Any:
@@ -194,7 +149,7 @@ class _Builder:
                                          name=name, **props)
         return self.people[user]
 
-    def outputs(self, step: _Step) -> tuple[list[Any], list[Any]]:
+    def outputs(self, step: Step) -> tuple[list[Any], list[Any]]:
         """The output files (byte copies) and the output parameters of one record."""
         files, params = [], []
         for path, output in _output_names(step.record).items():
@@ -209,7 +164,7 @@ class _Builder:
                     "sha256": _sha256(path), "exampleOfWork": param}))
         return files, params
 
-    def inputs(self, step: _Step) -> tuple[list[Any], list[Any], list[Any]]:
+    def inputs(self, step: Step) -> tuple[list[Any], list[Any], list[Any]]:
         """The input parameters, what filled them (values or upstream files), and the
         connections from upstream outputs."""
         params, used, links = [], [], []
@@ -239,7 +194,7 @@ class _Builder:
         self.connections += links
         return params, used, links
 
-    def step(self, step: _Step, position: int) -> _Placed:
+    def step(self, step: Step, position: int) -> _Placed:
         """Everything about one record: task file (the tool), outputs, run, step."""
         rec, label = step.record, step.label
         outs, out_params = self.outputs(step)
@@ -285,7 +240,7 @@ class _Builder:
                else f"#package-{name}-{version}")
         return self.add(eid, "SoftwareApplication", name=name, softwareVersion=version)
 
-    def record_files(self, step: _Step, action: Any, tool_id: str, outputs: list[str]) -> None:
+    def record_files(self, step: Step, action: Any, tool_id: str, outputs: list[str]) -> None:
         """``records/<label>.json`` (everything the record says) and its diff, if any."""
         rec, details = step.record, step.details
         summary = {
@@ -309,7 +264,7 @@ class _Builder:
                                     "encodingFormat": "text/x-diff", "about": action,
                                     "description": f"applied on top of commit {rec.version}"})
 
-    def finish(self, steps: list[_Step], wanted: list[RecordView], license: str) -> None:
+    def finish(self, steps: list[Step], wanted: list[RecordView], license: str) -> None:
         """The workflow, its run, smttask's orchestration, the root and a README."""
         crate, names = self.crate, ", ".join(r.label for r in wanted)
         top = [self.placed[r.label] for r in wanted]
@@ -382,7 +337,7 @@ def _license(b: _Builder, text: str) -> Any:
     return text
 
 
-def _readme(b: _Builder, steps: list[_Step], wanted: list[RecordView]) -> str:
+def _readme(b: _Builder, steps: list[Step], wanted: list[RecordView]) -> str:
     """A page for people: what the crate holds and how to check it."""
     rows = [f"| {s.label} | {s.record.taskname} | {(s.record.version or '')[:10]} | "
             + ", ".join(f"`{f.id}`" for f in b.placed[s.label].outputs) + " |" for s in steps]
@@ -425,7 +380,7 @@ def export_rocrate(labels: Iterable[str], target: str | os.PathLike[str], *,
         raise UsageError("name the records to export")
     if target.exists() and (target.is_file() or any(target.iterdir())):
         raise UsageError(f"{target} exists; choose a new folder or .zip name")
-    steps = _plan(view, wanted)
+    steps = lineage(view, wanted)
     for step in steps:
         _check_exportable(step.record)
     builder = _Builder(view.project)
