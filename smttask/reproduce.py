@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import config, repo, taskfile
+from . import _fs, config, repo, taskfile
 from .errors import GitError, UsageError
 from .provenance import Query
 from .view import RecordStoreView, RecordView, parse_when
@@ -228,7 +228,7 @@ def replay(checkout: Path, jobs: list[dict[str, Any]], *, datastore: Path | None
         spec = {"checkout": str(checkout), "datastore": str(datastore) if datastore else None,
                 "rtol": rtol, "atol": atol, "jobs": jobs, "report": str(answers_file)}
         job_file = Path(tmp, "jobs.json")
-        job_file.write_text(json.dumps(spec), encoding="utf-8")
+        _fs.replace(job_file, json.dumps(spec))
         proc = subprocess.run([sys.executable, "-m", "smttask.replay", str(job_file)],
                               cwd=checkout, capture_output=True, text=True,
                               env=_environment(outside), check=False)
