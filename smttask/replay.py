@@ -126,14 +126,14 @@ def _compare_outputs(task: Any, values: dict[str, Any], digest: str, files: list
 
 
 def _run_one(job: dict[str, Any], checkout: Path, datastore_root: str | None, rtol: float,
-             atol: float) -> dict[str, Any]:
+             atol: float, chain: bool) -> dict[str, Any]:
     from . import taskfile
 
     desc = job["description"]
     task = taskfile.load(desc, allow=(str(desc.get("module", "")),))
     _check_origin(task, checkout)
     sources = _preload(task, datastore_root)
-    result = task.run(recompute=True, record=False, cache=True)
+    result = task.run(recompute=True, record=False, cache=chain)
     for upstream in _recorded_tasks(task):
         key = f"{upstream.taskname} ({upstream.digest[:8]})"
         sources.setdefault(key, "recomputed at this commit")
@@ -143,8 +143,10 @@ def _run_one(job: dict[str, Any], checkout: Path, datastore_root: str | None, rt
 
 
 def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run every job of ``spec`` in order (upstream jobs before the jobs using them);
-    one answer per job: its output checks, or the error that stopped it."""
+    """Run every job of ``spec`` in order; one answer per job: its output checks, or the
+    error that stopped it. With ``spec["chain"]`` a job's result stays in memory for the
+    jobs after it (upstream jobs come first); without, each job starts from the upstream
+    results found in the datastore, or recomputes them."""
     from . import config
     from .errors import SmttaskError
 
@@ -154,7 +156,7 @@ def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
     for job in spec["jobs"]:
         try:
             answers.append(_run_one(job, checkout, spec.get("datastore"), spec["rtol"],
-                                    spec["atol"]))
+                                    spec["atol"], bool(spec.get("chain"))))
         except SmttaskError as exc:
             answers.append({"key": job["key"], "error": str(exc), "outputs": [],
                             "upstream": {}})

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -219,14 +220,18 @@ def _environment(repo_root: Path) -> dict[str, str]:
 
 
 def replay(checkout: Path, jobs: list[dict[str, Any]], *, datastore: Path | None,
-           rtol: float, atol: float, outside: Path) -> list[dict[str, Any]]:
-    """Run ``jobs`` (``key``, ``description``, recorded ``files``) in a fresh process with
-    ``checkout`` (a project root) as working directory and import path; one answer per
-    job. ``outside`` is the user's repository: its code must not be imported."""
+           rtol: float, atol: float, outside: Path, chain: bool = False
+           ) -> list[dict[str, Any]]:
+    """Run ``jobs`` (``key``, ``description``, recorded ``files``) in order in a fresh
+    process with ``checkout`` (a project root) as working directory and import path; one
+    answer per job. ``datastore``: the project whose datastore holds upstream results;
+    ``chain``: later jobs reuse the results of earlier ones (a crate's upstream runs);
+    ``outside``: the user's repository, whose code must not be imported."""
     with tempfile.TemporaryDirectory(prefix="smttask-replay-") as tmp:
         answers_file = Path(tmp, "answers.json")
         spec = {"checkout": str(checkout), "datastore": str(datastore) if datastore else None,
-                "rtol": rtol, "atol": atol, "jobs": jobs, "report": str(answers_file)}
+                "rtol": rtol, "atol": atol, "chain": chain, "jobs": jobs,
+                "report": str(answers_file)}
         job_file = Path(tmp, "jobs.json")
         _fs.replace(job_file, json.dumps(spec))
         proc = subprocess.run([sys.executable, "-m", "smttask.replay", str(job_file)],
@@ -259,35 +264,14 @@ def judge(answer: dict[str, Any], reproduction: Reproduction) -> Reproduction:
     return reproduction
 
 
-def _checkouts(root: Path, records: list[tuple[RecordView, Any]]
-               ) -> Iterator[tuple[RecordView, Any, Path | None, str]]:
-    """Each (record, details) with its checkout (None and why when there is none);
-    consecutive records of one commit and diff share a checkout, and only one exists at
-    a time."""
-    i = 0
-    while i < len(records):
-        key = (records[i][0].version or "", records[i][1].diff)
-        group = [records[i]]
-        while i + len(group) < len(records) and \
-                (records[i + len(group)][0].version or "", records[i + len(group)][1].diff) == key:
-            group.append(records[i + len(group)])
-        i += len(group)
-        try:
-            with repo.checkout(root, *key) as tree:
-                for record, details in group:
-                    yield record, details, tree, ""
-        except GitError as exc:
-            for record, details in group:
-                yield record, details, None, str(exc)
-
-
 def reproduce(records: Iterable[RecordView], *, rtol: float = 0.0, atol: float = 0.0,
               tag: bool = True, progress: Callable[[Reproduction], None] | None = None
               ) -> list[Reproduction]:
     """Rerun each record at its commit and compare its outputs (see the module doc).
 
-    ``tag`` stores the outcome on each record (tag and dated comment); ``progress`` is
-    called with each reproduction as soon as it is known.
+    Consecutive records of one commit (and diff) share a checkout and a process; each
+    still gets the upstream results it used. ``tag`` stores the outcome on each record
+    (tag and dated comment); ``progress`` is called with each reproduction when known.
     """
     if rtol < 0 or atol < 0:
         raise UsageError("rtol and atol must not be negative")
@@ -309,20 +293,29 @@ def reproduce(records: Iterable[RecordView], *, rtol: float = 0.0, atol: float =
         results[record.label] = rep
         if progress is not None:
             progress(rep)
-    for record, details, tree, why in _checkouts(root, runnable):
-        rep = Reproduction(record.label, record.taskname, record.version or "", FAILED, why)
-        if tree is not None:
-            job = {"key": record.label, "description": record.description,
-                   "files": [str(p) for p in record.output_files]}
-            answer = replay(tree / inside, [job], datastore=project.root, rtol=rtol,
-                            atol=atol, outside=root)[0]
-            judge(answer, rep)
-        rep.packages = package_changes(details.packages, project.packages)
-        results[record.label] = rep
-        if tag:
-            _store(record, rep)
-        if progress is not None:
-            progress(rep)
+    for (commit, diff), grouped in itertools.groupby(
+            runnable, key=lambda pair: (pair[0].version or "", pair[1].diff)):
+        group = list(grouped)
+        answers, why = {}, ""
+        try:
+            with repo.checkout(root, commit, diff) as tree:
+                jobs = [{"key": r.label, "description": r.description,
+                         "files": [str(p) for p in r.output_files]} for r, _ in group]
+                answers = {a["key"]: a for a in replay(
+                    tree / inside, jobs, datastore=project.root, rtol=rtol, atol=atol,
+                    outside=root)}
+        except GitError as exc:
+            why = str(exc)
+        for record, details in group:
+            rep = Reproduction(record.label, record.taskname, commit, FAILED, why)
+            if record.label in answers:
+                judge(answers[record.label], rep)
+            rep.packages = package_changes(details.packages, project.packages)
+            results[record.label] = rep
+            if tag:
+                _store(record, rep)
+            if progress is not None:
+                progress(rep)
     return [results[r.label] for r in records]
 
 

@@ -1,17 +1,20 @@
 """Check a crate made by :func:`smttask.crate.export_rocrate` again.
 
-The repository the crate names (or another one given) is cloned afresh; each run of the
-crate, upstream first, is rerun at its commit (its recorded diff applied) in a separate
-process, and its outputs are compared with the crate's (see :mod:`smttask.reproduce`).
+The repository the crate names (or another one given) is cloned afresh; the runs of the
+crate, upstream first, are rerun at their commit (their recorded diff applied) in a
+separate process, one per commit, and their outputs are compared with the crate's (see
+:mod:`smttask.reproduce`). A later run reuses the results recomputed for earlier ones.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,38 +58,63 @@ def reproduce_crate(path: str | os.PathLike[str], *, repository: str | None = No
         if not url:
             raise UsageError(f"{path} names no repository (its project had no git remote); "
                              "pass --repository URL|PATH")
-        runs = sorted((e for e in crate.contextual_entities if e.type == "CreateAction"
-                       and e.id.startswith("#run-")),
-                      key=lambda e: index["tasks"].index(_ids(e["instrument"])[0]))
+        runs = sorted((_Run.of(crate, folder, e) for e in crate.contextual_entities
+                       if e.type == "CreateAction" and e.id.startswith("#run-")),
+                      key=lambda run: index["tasks"].index(run.tool.id))
         reports = []
         with repo.clone(url) as clone:
-            for run in runs:
-                reports.append(_reproduce_run(crate, folder, run, clone, index, rtol, atol))
-                if progress is not None:
-                    progress(reports[-1])
+            for (commit, diff), grouped in itertools.groupby(runs, key=_Run.code):
+                group = list(grouped)
+                for rep in _reproduce(group, clone, commit, diff, index, rtol, atol):
+                    reports.append(rep)
+                    if progress is not None:
+                        progress(rep)
         return reports
 
 
-def _reproduce_run(crate: Any, folder: Path, run: Any, clone: Path, index: dict[str, Any],
-                   rtol: float, atol: float) -> Reproduction:
-    tool = crate.get(_ids(run["instrument"])[0])
-    label, commit = run["identifier"], tool["version"]
-    desc = json.loads((folder / tool.id).read_text(encoding="utf-8"))
-    diff_file = next((e for e in crate.data_entities
-                      if e.id.endswith(".diff") and _ids(e.get("about")) == [run.id]), None)
-    diff = (folder / diff_file.id).read_text(encoding="utf-8") if diff_file else ""
-    rep = Reproduction(label, desc.get("taskname", ""), commit, FAILED)
-    job = {"key": label, "description": desc,
-           "files": [str(folder / i) for i in _ids(run.get("result"))]}
+@dataclass
+class _Run:
+    """One run of the crate: its task file, description, diff and output files."""
+
+    label: str
+    tool: Any
+    description: dict[str, Any]
+    diff: str
+    files: list[str]
+
+    @classmethod
+    def of(cls, crate: Any, folder: Path, action: Any) -> _Run:
+        tool = crate.get(_ids(action["instrument"])[0])
+        diff_file = next((e for e in crate.data_entities if e.id.endswith(".diff")
+                          and _ids(e.get("about")) == [action.id]), None)
+        return cls(action["identifier"], tool,
+                   json.loads((folder / tool.id).read_text(encoding="utf-8")),
+                   (folder / diff_file.id).read_text(encoding="utf-8") if diff_file else "",
+                   [str(folder / i) for i in _ids(action.get("result"))])
+
+    def code(self) -> tuple[str, str]:
+        return self.tool["version"], self.diff
+
+
+def _reproduce(group: list[_Run], clone: Path, commit: str, diff: str,
+               index: dict[str, Any], rtol: float, atol: float) -> list[Reproduction]:
+    """Rerun the runs of one commit in one process, upstream first (later runs reuse the
+    results of earlier ones, recomputed at this commit)."""
+    answers, why = {}, ""
+    jobs = [{"key": r.label, "description": r.description, "files": r.files} for r in group]
     try:
         with repo.checkout(clone, commit, diff) as tree:
-            answer = replay(tree / index.get("project", "."), [job], datastore=None,
-                            rtol=rtol, atol=atol, outside=clone)[0]
+            answers = {a["key"]: a for a in replay(
+                tree / index.get("project", "."), jobs, datastore=None, rtol=rtol,
+                atol=atol, outside=clone, chain=True)}
     except GitError as exc:
-        rep.reason = str(exc)
-        return rep
-    judge(answer, rep)
-    packages = [(e["name"], e["softwareVersion"])
-                for e in (crate.get(i) for i in _ids(tool.get("softwareRequirements")))]
-    rep.packages = package_changes(packages)
-    return rep
+        why = str(exc)
+    reports = []
+    for run in group:
+        rep = Reproduction(run.label, run.description.get("taskname", ""), commit, FAILED, why)
+        if run.label in answers:
+            judge(answers[run.label], rep)
+        requirements = (run.tool.crate.get(i) for i in _ids(run.tool.get("softwareRequirements")))
+        rep.packages = package_changes((e["name"], e["softwareVersion"]) for e in requirements)
+        reports.append(rep)
+    return reports
