@@ -50,7 +50,7 @@ def reproduce(targets: tuple[str, ...], tasks: tuple[str, ...], since: str | Non
 
     Given an RO-Crate made by `smttask export rocrate` (a folder or a .zip), its
     repository is cloned afresh and every run in the crate is checked against the
-    crate's outputs.
+    crate's outputs (no project or record store needed; nothing is tagged).
 
     Exit status: 0 all reproduced, 1 some differ, 2 some could not run.
 
