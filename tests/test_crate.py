@@ -221,3 +221,15 @@ def test_export_refuses_to_overwrite_and_names_unfinished_records(proj):
     assert gone.returncode == 2
     assert "its output files are gone" in gone.stderr
     assert not (proj.root / "new").exists()
+
+
+def test_a_zip_that_is_not_a_crate_is_one_line(tmp_path):
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as zf:
+        zf.writestr("notes.txt", "not a crate")
+    from conftest import cli
+
+    out = cli("reproduce", str(tmp_path / "notes.zip"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"Error: {tmp_path / 'notes.zip'}: not a crate made by "
+                                 "smttask export rocrate")
+    assert len(out.stderr.splitlines()) == 1

@@ -51,16 +51,16 @@ def reproduce_crate(path: str | os.PathLike[str], *, repository: str | None = No
         try:
             crate = rc.rocrate.ROCrate(folder)
             index = json.loads((folder / crate.mainEntity.id).read_text(encoding="utf-8"))
-        except (ValueError, KeyError, AttributeError, OSError) as exc:
+            runs = sorted((_Run.of(crate, folder, e) for e in crate.contextual_entities
+                           if e.type == "CreateAction" and e.id.startswith("#run-")),
+                          key=lambda run: index["tasks"].index(run.tool.id))
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             raise UsageError(f"{path}: not a crate made by smttask export rocrate: {exc}") \
                 from None
         url = repository or index.get("repository")
         if not url:
             raise UsageError(f"{path} names no repository (its project had no git remote); "
                              "pass --repository URL|PATH")
-        runs = sorted((_Run.of(crate, folder, e) for e in crate.contextual_entities
-                       if e.type == "CreateAction" and e.id.startswith("#run-")),
-                      key=lambda run: index["tasks"].index(run.tool.id))
         reports = []
         with repo.clone(url) as clone:
             for (commit, diff), grouped in itertools.groupby(runs, key=_Run.code):
