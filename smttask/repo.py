@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -43,9 +44,10 @@ __all__ = [
 
 def _run(cwd: Path | str, *args: str, stdin: str | None = None
          ) -> subprocess.CompletedProcess[str]:
-    try:
+    try:  # never a password prompt: a clone that needs one fails instead of waiting
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              check=False, input=stdin)
+                              check=False, input=stdin,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except FileNotFoundError:
         if shutil.which("git") is not None:
             raise GitError(f"{cwd} does not exist") from None
