@@ -53,28 +53,40 @@ def _recorded_tasks(task: Any) -> list[Any]:
     return found
 
 
-def _preload(task: Any, datastore_root: str | None) -> dict[str, str]:
-    """Load the upstream results found in the project's datastore into memory: the
-    inputs the record used. Their sources by task name (the rest is recomputed)."""
+def _key(task: Any) -> str:
+    return f"{task.taskname} ({task.digest[:8]})"
+
+
+def _preload(task: Any, datastore_root: str | None) -> set[str]:
+    """Load into memory the nearest upstream results found in the project's datastore:
+    the inputs the record used. The keys of those loaded (the rest will be recomputed)."""
     from . import config
     from .outputs import Datastore
+    from .recorded import Recorded
+    from .task import Task
 
-    sources: dict[str, str] = {}
+    loaded: set[str] = set()
     if datastore_root is None:
-        return sources
+        return loaded
     store = Datastore.of(config.find_project(datastore_root))
     here = os.getcwd()
-    for upstream in _recorded_tasks(task):
-        key = f"{upstream.taskname} ({upstream.digest[:8]})"
-        if key in sources or not upstream.result_ref(store).on_disk:
-            continue
-        os.chdir(datastore_root)  # run() finds the project, hence its datastore, from here
-        try:
-            upstream.run(record=False, cache=True)
-        finally:
-            os.chdir(here)
-        sources[key] = "loaded from the datastore"
-    return sources
+
+    def visit(node: Any) -> None:
+        for value in node.inputs.__dict__.values():
+            if not isinstance(value, Task):
+                continue
+            if isinstance(value, Recorded) and value.result_ref(store).on_disk:
+                os.chdir(datastore_root)  # run() finds the project, and its datastore, here
+                try:
+                    value.run(record=False, cache=True)
+                finally:
+                    os.chdir(here)
+                loaded.add(_key(value))
+            else:
+                visit(value)
+
+    visit(task)
+    return loaded
 
 
 def _check_origin(task: Any, checkout: Path) -> None:
@@ -132,11 +144,11 @@ def _run_one(job: dict[str, Any], checkout: Path, datastore_root: str | None, rt
     desc = job["description"]
     task = taskfile.load(desc, allow=(str(desc.get("module", "")),))
     _check_origin(task, checkout)
-    sources = _preload(task, datastore_root)
+    loaded = _preload(task, datastore_root)
     result = task.run(recompute=True, record=False, cache=chain)
-    for upstream in _recorded_tasks(task):
-        key = f"{upstream.taskname} ({upstream.digest[:8]})"
-        sources.setdefault(key, "recomputed at this commit")
+    sources = {_key(up): "loaded from the datastore" if _key(up) in loaded
+               else "recomputed at this commit"
+               for up in _recorded_tasks(task) if up.result_source is not None}
     outputs = _compare_outputs(task, _output_values(task, result),
                                desc.get("digest") or task.digest, job["files"], rtol, atol)
     return {"key": job["key"], "error": "", "outputs": outputs, "upstream": sources}

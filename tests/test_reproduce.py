@@ -239,16 +239,23 @@ def test_upstream_results_come_from_the_datastore(proj):
 @RecordedTask
 def total(values: Array[float, 1]) -> float:
     return float(values.sum())
-""")
-    tasks.total(values=tasks.noise(n=20)).run()
 
-    # Both records share a commit, hence one process: the upstream's new draw must not
-    # leak into the rerun of the record that used the old one.
+@RecordedTask
+def double(x: float) -> float:
+    return 2 * x
+""")
+    tasks.double(x=tasks.total(values=tasks.noise(n=20))).run()
+
+    # The records share a commit, hence one process: the upstream's new draw must not
+    # leak into the rerun of the records that used the old one.
     reps = {r.taskname: r for r in RecordStoreView().reproduce(tag=False)}
 
     assert reps["total"].outcome == "reproduced", reps["total"]
     assert list(reps["total"].upstream.values()) == ["loaded from the datastore"]
     assert reps["noise"].outcome == "differs"
+    # Only the nearest result on disk is loaded; what lies behind it is not rerun.
+    assert reps["double"].outcome == "reproduced", reps["double"]
+    assert [k.split()[0] for k in reps["double"].upstream] == ["total"]
 
 
 def test_the_recorded_diff_is_applied(proj):
