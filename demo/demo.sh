@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the whole loop in a throwaway project. `smttask project init` creates it,
 # its run.py writes a parameter sweep as task files, `smttask run` runs them with two
-# workers, a second `smttask run` finds every result on disk, and the lab book lists
-# the records (smttask store, and Sumatra's own smt).
+# workers, a second `smttask run` finds every result on disk, the lab book lists the
+# records (smttask store, and Sumatra's own smt), every record is reproduced at its
+# commit, and the newest result is exported as an RO-Crate.
 set -euo pipefail
 project="${DEMO_DIR:-$(mktemp -d)/deathstar}"
 
@@ -36,4 +37,11 @@ smttask store show "$newest"
 
 step "Sumatra's own smt list sees the same records"
 smt list
+
+step "smttask reproduce --all: every record rerun at its commit and compared"
+smttask reproduce --all
+
+step "smttask export rocrate: the newest result with its provenance, as one zip file"
+smttask export rocrate "$newest" -o reports/results.crate.zip
+python -c 'import zipfile; print("\n".join(zipfile.ZipFile("reports/results.crate.zip").namelist()))'
 printf '\nThe project stays in %s (delete it when you are done).\n' "$project"

@@ -9,11 +9,15 @@ tolerated so that the record can say so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -22,14 +26,18 @@ from .errors import DirtyRepositoryError, GitError, TaskDefinitionError
 __all__ = [
     "Checked",
     "RepoState",
+    "checkout",
+    "clone",
     "code_location",
     "commit_all",
     "diff",
     "git_user",
+    "has_commit",
     "in_repository",
     "loaded_code",
     "new_files_diff",
     "pin",
+    "remote_url",
     "repo_root",
     "require_recordable",
     "require_tracked",
@@ -38,17 +46,21 @@ __all__ = [
 ]
 
 
-def _run(cwd: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
+def _run(cwd: Path | str, *args: str, stdin: str | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    try:  # never a password prompt: a clone that needs one fails instead of waiting
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              check=False)
+                              check=False, input=stdin,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except FileNotFoundError:
+        if shutil.which("git") is not None:
+            raise GitError(f"{cwd} does not exist") from None
         raise GitError("git is not installed; smttask needs git to pin the code of each "
                        "run (apt-get install git)") from None
 
 
-def _git(cwd: Path | str, *args: str) -> str:
-    proc = _run(cwd, *args)
+def _git(cwd: Path | str, *args: str, stdin: str | None = None) -> str:
+    proc = _run(cwd, *args, stdin=stdin)
     if proc.returncode != 0:
         msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "git failed"
         raise GitError(f"git {args[0]} in {cwd}: {msg}")
@@ -300,8 +312,10 @@ def new_files_diff(root: Path, paths: Sequence[str]) -> str:
             lines = (root / rel).read_text(encoding="utf-8").splitlines(keepends=True)
         except (OSError, UnicodeDecodeError) as exc:
             lines = [f"(unreadable: {exc})\n"]
-        parts.append(f"diff --git a/{rel} b/{rel}\nnew file (untracked)\n")
-        parts.extend(difflib.unified_diff([], lines, "/dev/null", f"b/{rel}"))
+        parts.append(f"diff --git a/{rel} b/{rel}\nnew file mode 100644\n")
+        for line in difflib.unified_diff([], lines, "/dev/null", f"b/{rel}"):
+            parts.append(line if line.endswith("\n") else
+                         f"{line}\n\\ No newline at end of file\n")
     return "".join(parts)
 
 
@@ -322,3 +336,77 @@ def commit_all(root: Path, message: str) -> str | None:
     if _run(root, "commit", "-q", "-m", message).returncode != 0:
         return None
     return _git(root, "rev-parse", "HEAD").strip()
+
+
+# --- earlier commits: reproducing and sharing records ------------------------------------
+
+def has_commit(root: Path, commit: str) -> bool:
+    """True if ``commit`` names a commit of the repository at ``root``."""
+    return bool(commit) and _run(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+
+@contextlib.contextmanager
+def checkout(root: Path, commit: str, diff: str = "") -> Iterator[Path]:
+    """A temporary ``git worktree`` of ``commit`` (with ``diff`` applied), removed after.
+
+    The user's working tree, index and branches are never touched.
+    """
+    if not has_commit(root, commit):
+        raise GitError(f"commit {commit[:10] or '(none)'} is not in the repository {root} "
+                       "(was the history rewritten, or is this another clone?)")
+    parent = Path(tempfile.mkdtemp(prefix="smttask-checkout-"))
+    tree = parent / "tree"
+    try:
+        _git(root, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        try:
+            if diff.strip():
+                _apply(tree, diff, commit)
+            yield tree
+        finally:
+            _run(root, "worktree", "remove", "--force", str(tree))
+            _run(root, "worktree", "prune")
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _apply(tree: Path, diff: str, commit: str) -> None:
+    text = diff if diff.endswith("\n") else diff + "\n"
+    proc = _run(tree, "apply", "--whitespace=nowarn", "-", stdin=text)
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip().splitlines() or ["git apply failed"])[-1]
+        raise GitError(f"the recorded diff does not apply to commit {commit[:10]}: {msg}")
+
+
+@contextlib.contextmanager
+def clone(url: str) -> Iterator[Path]:
+    """A fresh clone of ``url`` (nothing checked out) in a temporary folder, deleted after;
+    take commits from it with :func:`checkout`."""
+    parent = Path(tempfile.mkdtemp(prefix="smttask-clone-"))
+    try:
+        proc = _run(parent, "clone", "--quiet", "--no-checkout", url, "repo")
+        if proc.returncode != 0:
+            msg = (proc.stderr.strip().splitlines() or ["git clone failed"])[-1]
+            raise GitError(f"cannot clone {_without_credentials(url)}: {msg}")
+        yield parent / "repo"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any user name and password removed (they must never be shared)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def remote_url(root: Path) -> str | None:
+    """The URL of the ``origin`` remote (else the first remote), credentials removed;
+    None when the repository has no remote."""
+    names = _git(root, "remote").split()
+    if not names:
+        return None
+    name = "origin" if "origin" in names else names[0]
+    url = _git(root, "remote", "get-url", name).strip()
+    return _without_credentials(url) if url else None

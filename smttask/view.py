@@ -32,6 +32,7 @@ from .outputs import Datastore, output_of
 from .provenance import Query, RecordDetails
 
 if TYPE_CHECKING:  # imported where used: listing records needs neither numpy nor pydantic
+    from .reproduce import Reproduction
     from .task import Task
 
 __all__ = [
@@ -261,6 +262,16 @@ class RecordView:
         limit = config.hours(self.project.config.record_store.lost_after)
         return lost_because(self.outcome or "", self.timestamp, limit)
 
+    @property
+    def description(self) -> dict[str, Any]:
+        """The task description that rebuilds this record's task (a task file's content,
+        nested upstream tasks and array data included)."""
+        if self.record_form:
+            from . import taskfile
+
+            return taskfile.describe(self.task)
+        return self.params
+
     @cached_property
     def task(self) -> Task:
         """The task that made this record (imports only the project's modules)."""
@@ -305,6 +316,14 @@ class RecordView:
     def details(self) -> RecordDetails:
         """Packages, platform, diff and captured output (read from the record store)."""
         return provenance.details(self.project, self.label)
+
+    def reproduce(self, *, rtol: float = 0.0, atol: float = 0.0, tag: bool = True
+                  ) -> Reproduction:
+        """Rerun this record at its commit and compare its outputs with the recorded ones
+        (see :mod:`smttask.reproduce`); ``tag`` stores the outcome on the record."""
+        from .reproduce import reproduce
+
+        return reproduce([self], rtol=rtol, atol=atol, tag=tag)[0]
 
     def add_tag(self, *tags: str) -> None:
         self._edit(add_tags=tags)
@@ -485,6 +504,13 @@ class RecordStoreView:
     def add_comment(self, text: str) -> None:
         for record in self:
             record.add_comment(text)
+
+    def reproduce(self, *, rtol: float = 0.0, atol: float = 0.0, tag: bool = True
+                  ) -> list[Reproduction]:
+        """Reproduce every record of this view (see :meth:`RecordView.reproduce`)."""
+        from .reproduce import reproduce
+
+        return reproduce(self, rtol=rtol, atol=atol, tag=tag)
 
     def table(self) -> list[dict[str, Any]]:
         """One summary dict per record, with the inputs as dotted columns."""

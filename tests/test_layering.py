@@ -13,14 +13,14 @@ PKG = Path(__file__).resolve().parents[1] / "smttask"
 # Layers, bottom up: a module may import its own layer's modules (without cycles) and
 # any lower layer, never a higher one. Only the package's entry points import cli.
 LAYERS = [
-    {"errors", "_fs", "typing"},
+    {"errors", "_fs", "typing", "compare"},
     {"config", "digest"},
     {"outputs", "repo"},
     {"provenance"},
     {"task"},
-    {"taskfile", "recorded", "decorators", "workflows"},
-    {"view", "jobs"},
-    {"explain", "maintenance", "executors", "export", "scaffold"},
+    {"taskfile", "recorded", "decorators", "workflows", "replay"},
+    {"view", "jobs", "reproduce"},
+    {"explain", "maintenance", "executors", "export", "scaffold", "crate"},
     {"batch"},
     {"cli"},
     {"__init__", "__main__"},  # the package's face: lazy names, python -m smttask

@@ -18,8 +18,10 @@ __all__ = ["main"]
 
 # name -> (module, attribute, one-line help); filled in as command groups are added.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "export": ("smttask.cli.export", "export", "Task files as a Snakemake workflow."),
+    "export": ("smttask.cli.export", "export", "Task files as Snakemake; records as RO-Crates."),
     "project": ("smttask.cli.project", "project", "Create and configure a project."),
+    "reproduce": ("smttask.cli.reproduce", "reproduce",
+                  "Rerun records at their commit; compare the outputs."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
     "smt": ("smttask.cli.smt", "smt", "Sumatra's own commands, on this project."),
     "status": ("smttask.cli.store", "status", "For task files: on disk, or why not."),
