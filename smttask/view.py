@@ -13,7 +13,6 @@ many thousand records stay fast.
 
 from __future__ import annotations
 
-import html
 import json
 import operator
 import re
@@ -192,6 +191,11 @@ class RecordView:
                 "status": self.status, "duration": self.duration, "reason": self.reason,
                 "version": (self.version or "")[:10]}
 
+    def _repr_html_(self) -> str:
+        from .display import record_html
+
+        return record_html(self)
+
     def __repr__(self) -> str:
         return f"<RecordView {self.label} {self.taskname} {self.status}>"
 
@@ -345,24 +349,15 @@ class RecordStoreView:
         return pd.DataFrame(self.table())
 
     def _repr_html_(self) -> str:
-        head = ("label", "task", "status", "duration", "reason")
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(_fmt(r.summary()[k])))}</td>"
-                             for k in head) + "</tr>"
-            for r in self[:50])
-        more = f"<p>… and {len(self) - 50} more</p>" if len(self) > 50 else ""
-        th = "".join(f"<th>{k}</th>" for k in head)
-        return f"<table><tr>{th}</tr>{cells}</table>{more}"
+        from .display import records_html
+
+        return records_html(self)
 
     def __repr__(self) -> str:
         return f"<RecordStoreView of {self.project.name}: {len(self)} records>"
 
 
 RSView = RecordStoreView
-
-
-def _fmt(value: Any) -> Any:
-    return f"{value:.3g}s" if isinstance(value, float) else (value or "")
 
 
 def flatten_inputs(inputs: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,6 +19,7 @@ __all__ = ["main"]
 # name -> (module, attribute, one-line help); filled in as command groups are added.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("smttask.cli.export", "export", "Task files as a Snakemake workflow."),
+    "graph": ("smttask.cli.graph", "graph", "The task graph of task files: tree, DOT, SVG."),
     "project": ("smttask.cli.project", "project", "Create and configure a project."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
     "smt": ("smttask.cli.smt", "smt", "Sumatra's own commands, on this project."),
