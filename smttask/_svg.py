@@ -52,7 +52,7 @@ def layered(nodes: list[tuple[str, list[str], str]], edges: list[tuple[str, str,
     col_h = [sum(height[n] + GAP_Y for n in col) - GAP_Y for col in cols]
     total_h = max(col_h, default=0) + 2 * PAD
     pos: dict[str, tuple[float, float]] = {}
-    x = PAD
+    x: float = PAD
     for c, col in enumerate(cols):
         y = PAD + (total_h - 2 * PAD - col_h[c]) / 2
         for nid in col:

@@ -2,7 +2,7 @@
 
 :func:`explain` says whether a task's result is on disk and, if not, why it will run:
 no record yet, its last run failed, its link or files are gone, or which inputs differ
-from the closest record (by dotted name).
+from the closest record (by dotted name, as :mod:`smttask.compare` reports them).
 """
 
 from __future__ import annotations
@@ -11,29 +11,18 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import config, provenance, repo, taskfile
+from .compare import Difference, differences
 from .errors import SmttaskError
 from .outputs import Datastore
-from .view import RecordStoreView, RecordView, summarize
+from .view import RecordStoreView, RecordView
 
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["Difference", "TaskStatus", "differences", "explain", "project_info", "status"]
-
-
-@dataclass
-class Difference:
-    """One input that differs between a task and a record (dotted name)."""
-
-    name: str
-    record: Any
-    task: Any
-
-    def __str__(self) -> str:
-        return f"{self.name}: {summarize(self.record)!r} → {summarize(self.task)!r}"
+__all__ = ["TaskStatus", "explain", "project_info", "status"]
 
 
 @dataclass
@@ -45,26 +34,6 @@ class TaskStatus:
     explanation: str
     closest: RecordView | None = None
     differences: list[Difference] = field(default_factory=list)
-
-
-def differences(a: Any, b: Any, prefix: str = "") -> list[Difference]:
-    """The inputs (dotted names) where two stored task descriptions' inputs differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.get("smttask") and b.get("smttask"):
-            if a.get("taskname") != b.get("taskname") or a.get("module") != b.get("module"):
-                return [Difference(prefix or "task", summarize(a), summarize(b))]
-            a, b = a.get("inputs", {}), b.get("inputs", {})
-        elif "npy" in a or "npy" in b:
-            return [] if a == b else [Difference(prefix, a, b)]
-        out = []
-        for key in sorted(set(a) | set(b)):
-            name = f"{prefix}.{key}" if prefix else key
-            if key not in a or key not in b:
-                out.append(Difference(name, a.get(key, "(absent)"), b.get(key, "(absent)")))
-            else:
-                out.extend(differences(a[key], b[key], name))
-        return out
-    return [] if a == b else [Difference(prefix, a, b)]
 
 
 def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:

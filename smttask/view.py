@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +35,8 @@ __all__ = [
     "RecordStoreView",
     "RecordView",
     "flatten_inputs",
+    "input_columns",
+    "parse_condition",
     "parse_when",
     "summarize",
 ]
@@ -64,6 +66,26 @@ def parse_when(value: str | date | datetime) -> datetime:
         msg = (f"cannot read {value!r} as a date: use 2026-11-25, '2026-11-25 14:00', today, "
                "yesterday, or an age like 3d or 12h")
         raise UsageError(msg) from None
+
+
+_OPS = {"=": "eq", "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def parse_condition(text: str) -> tuple[str, str, Any]:
+    """``'dt>=0.3'`` → ``("ge", "dt", 0.3)``: a comparison for :meth:`_Filter.params`.
+
+    The value is read as JSON (numbers, true, false, null, "quoted text"), otherwise
+    taken as text: ``name=abc`` compares with the string ``"abc"``.
+    """
+    m = re.fullmatch(r"\s*([\w.]+)\s*(==|=|!=|<=|>=|<|>)\s*([^<>=!\s].*?)?\s*", text)
+    if m is None or not m[3]:
+        raise UsageError(f"cannot read the condition {text!r}: write NAME OP VALUE with OP "
+                         "one of = != < <= > >=, e.g. 'dt>=0.3' or 'nbins=2'")
+    try:
+        value = json.loads(m[3])
+    except ValueError:
+        value = m[3]
+    return _OPS[m[2]], m[1], value
 
 
 def summarize(value: Any) -> Any:
@@ -257,6 +279,18 @@ class _Filter:
 
         return self._view._where(keep)
 
+    def where(self, *conditions: str) -> RecordStoreView:
+        """Conditions as text, all of which must hold: ``where("dt>=0.3", "nbins=2")``
+        (see :func:`parse_condition`; the same comparisons as :meth:`params`)."""
+        spec: dict[str, dict[str, Any]] = {}
+        view = self._view
+        for op, name, value in map(parse_condition, conditions):
+            if name in spec.setdefault(op, {}):  # e.g. two bounds of one kind
+                view = view.filter.params(**{op: {name: value}})
+            else:
+                spec[op][name] = value
+        return view.filter.params(**spec) if spec else view
+
 
 class RecordStoreView:
     """The records of a project, newest first; ``view.filter`` narrows it down."""
@@ -329,13 +363,15 @@ class RecordStoreView:
         for record in self:
             record.add_comment(text)
 
-    def table(self) -> list[dict[str, Any]]:
-        """One summary dict per record, with the inputs as dotted columns."""
+    def table(self, params: list[str] | None = None) -> list[dict[str, Any]]:
+        """One summary dict per record, with the inputs as dotted columns (``params``:
+        only these inputs)."""
         result = []
         for record in self:
             row = record.summary()
-            for name, value in flatten_inputs(record.inputs).items():
-                row[name] = summarize(value)
+            flat = flatten_inputs(record.inputs)
+            for name in flat if params is None else params:
+                row[name] = summarize(flat.get(name, ""))
             result.append(row)
         return result
 
@@ -358,6 +394,11 @@ class RecordStoreView:
 
 
 RSView = RecordStoreView
+
+
+def input_columns(records: Iterable[RecordView]) -> list[str]:
+    """The dotted input names of ``records``, in order of first appearance."""
+    return list(dict.fromkeys(k for r in records for k in flatten_inputs(r.inputs)))
 
 
 def flatten_inputs(inputs: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,6 +18,7 @@ __all__ = ["main"]
 
 # name -> (module, attribute, one-line help); filled in as command groups are added.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "diff": ("smttask.cli.store", "diff", "Which inputs differ: task files or records."),
     "export": ("smttask.cli.export", "export", "Task files as a Snakemake workflow."),
     "graph": ("smttask.cli.graph", "graph", "The task graph of task files: tree, DOT, SVG."),
     "project": ("smttask.cli.project", "project", "Create and configure a project."),

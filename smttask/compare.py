@@ -1,0 +1,252 @@
+"""Which inputs differ: between two task files or records (``smttask diff``), between a
+task and its closest record (``smttask why``), and across records (``store compare``).
+
+Inputs are compared in their stored form (what task files and records hold), by dotted
+name: ``x.n`` is input ``n`` of the upstream task given as ``x``. An array that differs
+is described by what differs first: its dtype, its shape, or its first differing element.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SmttaskError, TaskFileError, UsageError
+from .view import RecordStoreView, RecordView, flatten_inputs, summarize
+
+__all__ = ["Comparison", "Diff", "Difference", "Side", "compare", "diff", "differences",
+           "side"]
+
+ABSENT = "(absent)"
+
+
+def _array_detail(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """What differs first between two stored arrays."""
+    if a.get("dtype") != b.get("dtype"):
+        return f"array dtype {a.get('dtype')} → {b.get('dtype')}"
+    if list(a.get("shape", ())) != list(b.get("shape", ())):
+        return f"array shape {tuple(a.get('shape', ()))} → {tuple(b.get('shape', ()))}"
+    what = f"array {a.get('dtype')} {tuple(a.get('shape', ()))}"
+    if "npy" not in a or "npy" not in b:
+        return f"{what}: contents differ"
+    import numpy as np
+    from pydantic_core import PydanticCustomError
+
+    from .typing import array_from_json
+
+    try:
+        x, y = array_from_json(a), array_from_json(b)
+    except PydanticCustomError:
+        return f"{what}: contents differ (unreadable array data)"
+    same = x == y
+    if x.dtype.kind in "fc":
+        same |= np.isnan(x) & np.isnan(y)
+    where = np.argwhere(~same)
+    if not len(where):  # equal values, other bytes (e.g. NaN payloads, -0.0)
+        return f"{what}: same values, other bytes (NaN payloads or signed zeros)"
+    index = tuple(int(i) for i in where[0])
+    at = f"[{', '.join(map(str, index))}]"
+    return (f"{what}: {len(where)} of {x.size} elements differ, first at {at}: "
+            f"{x[index].item()!r} → {y[index].item()!r}")
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, dict) and "dtype" in value and "shape" in value
+
+
+@dataclass
+class Difference:
+    """One input that differs, by dotted name: its value on each side (stored form)."""
+
+    name: str
+    a: Any
+    b: Any
+
+    @property
+    def detail(self) -> str:
+        """For arrays: the dtype, the shape or the first element that differs."""
+        if _is_array(self.a) and _is_array(self.b):
+            return _array_detail(self.a, self.b)
+        return ""
+
+    def __str__(self) -> str:
+        detail = self.detail
+        if detail:
+            return f"{self.name}: {detail}"
+        return f"{self.name}: {summarize(self.a)!r} → {summarize(self.b)!r}"
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[Difference]:
+    """The inputs (dotted names) where two stored task descriptions' inputs differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.get("smttask") and b.get("smttask"):
+            if a.get("taskname") != b.get("taskname") or a.get("module") != b.get("module"):
+                return [Difference(prefix or "task", a, b)]
+            a, b = a.get("inputs", {}), b.get("inputs", {})
+        elif _is_array(a) or _is_array(b):
+            return [] if a == b else [Difference(prefix, a, b)]
+        out = []
+        for key in sorted(set(a) | set(b)):
+            name = f"{prefix}.{key}" if prefix else key
+            if key not in a or key not in b:
+                out.append(Difference(name, a.get(key, ABSENT), b.get(key, ABSENT)))
+            else:
+                out.extend(differences(a[key], b[key], name))
+        return out
+    return [] if a == b else [Difference(prefix, a, b)]
+
+
+# --- two sides: task files or records --------------------------------------------------------
+
+@dataclass
+class Side:
+    """One side of ``smttask diff``: a task file or a record."""
+
+    what: str
+    taskname: str
+    digest: str
+    inputs: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.taskname} {self.digest}"
+
+
+def side(spec: str | os.PathLike[str], view: RecordStoreView | None = None) -> Side:
+    """A task file (by path) or a record (by label or unique label prefix). A task file
+    is read as JSON only: nothing is imported."""
+    path = Path(spec)
+    if path.is_file():
+        try:
+            desc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TaskFileError(f"{path}: cannot read: {exc}") from None
+        if not isinstance(desc, dict) or not desc.get("smttask"):
+            raise TaskFileError(f"{path}: not a task file (no \"smttask\" format tag)")
+        return Side(f"task file {path}", desc.get("taskname", ""), desc.get("digest", ""),
+                    desc.get("inputs", {}))
+    try:
+        rec = (view if view is not None else RecordStoreView()).get(str(spec))
+    except UsageError as exc:
+        raise UsageError(f"{spec} is not a task file, and {exc}") from None
+    return Side(f"record {rec.label}", rec.taskname, rec.digest, rec.inputs)
+
+
+@dataclass
+class Diff:
+    """Two sides and the inputs where they differ."""
+
+    a: Side
+    b: Side
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return self.a.digest == self.b.digest and not self.differences
+
+    def lines(self) -> list[str]:
+        """The report ``smttask diff`` prints."""
+        out = [f"A  {self.a}", f"B  {self.b}"]
+        if self.a.taskname != self.b.taskname:
+            out.append(f"different tasks: {self.a.taskname} → {self.b.taskname}")
+        elif self.same:
+            out.append("same digest: the same task, and the same result")
+        elif not self.differences:
+            out.append("the inputs are equal but the digests differ: the task's version or "
+                       "the digest scheme changed")
+        if self.differences:
+            n = len(self.differences)
+            out.append(f"{n} input{'s' if n != 1 else ''} differ{'s' if n == 1 else ''} "
+                       "(A → B):")
+            out += [f"  {d}" for d in self.differences]
+        return out
+
+
+def diff(a: str | os.PathLike[str] | Side, b: str | os.PathLike[str] | Side) -> Diff:
+    """Compare two task files, two records, or one of each (see :func:`side`)."""
+    view: list[RecordStoreView] = []
+
+    def load(spec: str | os.PathLike[str] | Side) -> Side:
+        if isinstance(spec, Side):
+            return spec
+        if not Path(spec).is_file() and not view:
+            view.append(RecordStoreView())
+        return side(spec, view[0] if view else None)
+
+    left, right = load(a), load(b)
+    found = [] if left.taskname != right.taskname else differences(left.inputs, right.inputs)
+    return Diff(left, right, found)
+
+
+# --- many records side by side ---------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    if _is_array(value):
+        digest = hashlib.sha1(str(value.get("npy", value)).encode()).hexdigest()[:6]
+        return f"{summarize(value)} #{digest}"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    text = summarize(value)
+    return text if isinstance(text, str) else json.dumps(text, sort_keys=True)
+
+
+def _scalars(name: str, value: Any) -> dict[str, Any]:
+    """Scalar outputs by name; short tuples of scalars as ``name[i]``; others left out."""
+    scalar = (int, float, str, bool, type(None))
+    if isinstance(value, scalar):
+        return {name: value}
+    if isinstance(value, tuple | list) and len(value) <= 8 and \
+            all(isinstance(v, scalar) for v in value):
+        return {f"{name}[{i}]": v for i, v in enumerate(value)}
+    return {}
+
+
+def _outputs(rec: RecordView) -> dict[str, Any]:
+    if rec.status != "finished":
+        return {}
+    try:
+        specs = rec.task.output_specs
+        found: dict[str, Any] = {}
+        for spec in specs:
+            found.update(_scalars(spec.name, rec.get_output(spec.name)))
+        return found
+    except (SmttaskError, OSError, KeyError, ValueError):  # code gone, files deleted
+        return {}
+
+
+@dataclass
+class Comparison:
+    """Records side by side: the inputs that differ, then the scalar outputs."""
+
+    labels: list[str]
+    inputs: list[tuple[str, list[str]]]
+    outputs: list[tuple[str, list[str]]]
+
+    def rows(self) -> list[list[str]]:
+        """A header row of labels, then one row per differing input and output."""
+        return [["", *self.labels], *([n, *v] for n, v in self.inputs),
+                *([n, *v] for n, v in self.outputs)]
+
+
+def compare(records: list[RecordView]) -> Comparison:
+    """The inputs that differ across ``records`` (task name first when it differs), and
+    their outputs that are scalars (or short tuples of scalars)."""
+    if len(records) < 2:
+        raise UsageError("name at least two records to compare")
+    flat = [{"task": r.taskname, **flatten_inputs(r.inputs)} for r in records]
+    names = list(dict.fromkeys(k for f in flat for k in f))
+    inputs = []
+    for name in names:
+        values = [f.get(name, ABSENT) for f in flat]
+        keys = {json.dumps(v, sort_keys=True, default=str) for v in values}
+        if len(keys) > 1:
+            inputs.append((name, [_cell(v) for v in values]))
+    outs = [_outputs(r) for r in records]
+    out_names = list(dict.fromkeys(k for o in outs for k in o))
+    outputs = [(name, [_cell(o[name]) if name in o else "—" for o in outs])
+               for name in out_names]
+    return Comparison([r.label for r in records], inputs, outputs)
