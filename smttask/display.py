@@ -138,7 +138,7 @@ def records_html(view: RecordStoreView, max_rows: int = MAX_ROWS,
                                 if k not in base and k not in ("timestamp", "version")))
     shown = inputs[:max_columns]
     cells = [[_e(r["label"]), _e(r["task"]), _status(r["status"]), _e(_fmt(r["duration"])),
-              _e((r["reason"] or "")[:40])] + [_e(_fmt(r.get(k))) for k in shown]
+              _e((r["reason"] or "")[:40])] + [_e(r.get(k, "")) for k in shown]
              for r in rows]
     notes = []
     if len(view) > max_rows:

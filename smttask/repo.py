@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -26,10 +27,12 @@ __all__ = [
     "diff",
     "git_user",
     "in_repository",
+    "merge_texts",
     "pin",
     "repo_root",
     "require_recordable",
     "state",
+    "uncommitted",
 ]
 
 
@@ -235,3 +238,31 @@ def commit_all(root: Path, message: str) -> str | None:
     if _run(root, "commit", "-q", "-m", message).returncode != 0:
         return None
     return _git(root, "rev-parse", "HEAD").strip()
+
+
+def uncommitted(root: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` (relative to ``root``) with uncommitted changes, staged or not
+    (untracked files included); empty outside a repository."""
+    if not paths or not in_repository(root):
+        return []
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+    prefix = Path(root).resolve().relative_to(repo_root(Path(root).resolve())).as_posix()
+    found = {entry[3:] for entry in out.split("\0") if len(entry) > 3}  # repo-relative
+    return sorted(p if prefix == "." else p.removeprefix(prefix + "/") for p in found)
+
+
+def merge_texts(ours: str, base: str, theirs: str, labels: tuple[str, str, str]
+                ) -> tuple[str, int]:
+    """Three-way merge of three versions of a text (``git merge-file``): the merged text
+    and its number of conflicts, each marked ``<<<<<<< ours`` … ``>>>>>>> theirs``."""
+    with tempfile.TemporaryDirectory(prefix="smttask-merge-") as tmp:
+        files = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(tmp) / name
+            path.write_text(text, encoding="utf-8")
+            files.append(str(path))
+        args = [a for label in labels for a in ("-L", label)]
+        proc = _run(tmp, "merge-file", "-p", *args, *files)
+    if not 0 <= proc.returncode < 128:
+        raise GitError(f"git merge-file failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout, proc.returncode

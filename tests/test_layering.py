@@ -20,7 +20,7 @@ LAYERS = [
     {"task"},
     {"taskfile", "recorded", "decorators", "workflows"},
     {"view", "jobs", "display", "graph"},
-    {"compare", "explain", "maintenance", "executors", "export", "scaffold"},
+    {"compare", "explain", "maintenance", "templates", "executors", "export", "scaffold"},
     {"batch"},
     {"cli"},
     {"__init__", "__main__"},  # the package's face: lazy names, python -m smttask
