@@ -12,12 +12,14 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SmttaskError, TaskFileError, UsageError
-from .view import RecordStoreView, RecordView, flatten_inputs, summarize
+from .outputs import Datastore
+from .view import RecordStoreView, RecordView, dtype_name, find, flatten_inputs, summarize
 
 __all__ = ["Comparison", "Diff", "Difference", "Side", "compare", "diff", "differences",
            "side"]
@@ -31,7 +33,7 @@ def _array_detail(a: dict[str, Any], b: dict[str, Any]) -> str:
         return f"array dtype {a.get('dtype')} → {b.get('dtype')}"
     if list(a.get("shape", ())) != list(b.get("shape", ())):
         return f"array shape {tuple(a.get('shape', ()))} → {tuple(b.get('shape', ()))}"
-    what = f"array {a.get('dtype')} {tuple(a.get('shape', ()))}"
+    what = f"array {dtype_name(a.get('dtype'))} {tuple(a.get('shape', ()))}"
     if "npy" not in a or "npy" not in b:
         return f"{what}: contents differ"
     import numpy as np
@@ -130,7 +132,7 @@ def side(spec: str | os.PathLike[str], view: RecordStoreView | None = None) -> S
         return Side(f"task file {path}", desc.get("taskname", ""), desc.get("digest", ""),
                     desc.get("inputs", {}))
     try:
-        rec = (view if view is not None else RecordStoreView()).get(str(spec))
+        rec = view.get(str(spec)) if view is not None else find(str(spec))
     except UsageError as exc:
         raise UsageError(f"{spec} is not a task file, and {exc}") from None
     return Side(f"record {rec.label}", rec.taskname, rec.digest, rec.inputs)
@@ -168,16 +170,7 @@ class Diff:
 
 def diff(a: str | os.PathLike[str] | Side, b: str | os.PathLike[str] | Side) -> Diff:
     """Compare two task files, two records, or one of each (see :func:`side`)."""
-    view: list[RecordStoreView] = []
-
-    def load(spec: str | os.PathLike[str] | Side) -> Side:
-        if isinstance(spec, Side):
-            return spec
-        if not Path(spec).is_file() and not view:
-            view.append(RecordStoreView())
-        return side(spec, view[0] if view else None)
-
-    left, right = load(a), load(b)
+    left, right = (s if isinstance(s, Side) else side(s) for s in (a, b))
     found = [] if left.taskname != right.taskname else differences(left.inputs, right.inputs)
     return Diff(left, right, found)
 
@@ -206,16 +199,19 @@ def _scalars(name: str, value: Any) -> dict[str, Any]:
 
 
 def _outputs(rec: RecordView) -> dict[str, Any]:
+    """The record's result as it is on disk for its digest (read through the result
+    links, without the record store's Django layer: fast), scalars only."""
     if rec.status != "finished":
         return {}
     try:
-        specs = rec.task.output_specs
-        found: dict[str, Any] = {}
-        for spec in specs:
-            found.update(_scalars(spec.name, rec.get_output(spec.name)))
-        return found
-    except (SmttaskError, OSError, KeyError, ValueError):  # code gone, files deleted
+        ref = rec.task.result_ref(Datastore.of(rec.project))  # type: ignore[attr-defined]
+        values = ref.load() or {}
+    except (SmttaskError, AttributeError):  # code gone or changed; not a recorded task
         return {}
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        found.update(_scalars(name, value))
+    return found
 
 
 @dataclass
@@ -232,11 +228,13 @@ class Comparison:
                 *([n, *v] for n, v in self.outputs)]
 
 
-def compare(records: list[RecordView]) -> Comparison:
-    """The inputs that differ across ``records`` (task name first when it differs), and
-    their outputs that are scalars (or short tuples of scalars)."""
-    if len(records) < 2:
+def compare(labels: list[RecordView | str]) -> Comparison:
+    """The inputs that differ across records (given as records or label prefixes; the task
+    name first when it differs), and their outputs that are scalars (or short tuples of
+    scalars)."""
+    if len(labels) < 2:
         raise UsageError("name at least two records to compare")
+    records = [find(r) if isinstance(r, str) else r for r in labels]
     flat = [{"task": r.taskname, **flatten_inputs(r.inputs)} for r in records]
     names = list(dict.fromkeys(k for f in flat for k in f))
     inputs = []
@@ -245,6 +243,9 @@ def compare(records: list[RecordView]) -> Comparison:
         keys = {json.dumps(v, sort_keys=True, default=str) for v in values}
         if len(keys) > 1:
             inputs.append((name, [_cell(v) for v in values]))
+    root = str(records[0].project.root)  # the tasks' modules are the project's
+    if root not in sys.path:
+        sys.path.insert(0, root)
     outs = [_outputs(r) for r in records]
     out_names = list(dict.fromkeys(k for o in outs for k in o))
     outputs = [(name, [_cell(o[name]) if name in o else "—" for o in outs])

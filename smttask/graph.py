@@ -169,7 +169,11 @@ def _spread(texts: list[str]) -> str:
         return distinct[0]
     if len(distinct) <= 4:
         return "{" + ", ".join(distinct) + "}"
-    return f"{len(distinct)} values"
+    try:
+        numbers = sorted(float(t) for t in distinct)
+    except ValueError:
+        return f"{len(distinct)} values"
+    return f"{len(distinct)} values from {numbers[0]:g} to {numbers[-1]:g}"
 
 
 class TaskGraph:

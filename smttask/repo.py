@@ -66,8 +66,9 @@ def repo_root(path: Path) -> Path:
 
 
 def in_repository(path: Path) -> bool:
-    """True if ``path`` (or, when it does not exist yet, its parent) is in a git repository."""
-    probe = path if path.exists() else path.parent
+    """True if ``path`` (or, when it does not exist yet, its nearest existing parent) is in
+    a git repository."""
+    probe = next(p for p in (path, *path.parents) if p.exists())
     return _run(probe, "rev-parse", "--show-toplevel").returncode == 0
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "RSView",
     "RecordStoreView",
     "RecordView",
+    "dtype_name",
+    "find",
     "flatten_inputs",
     "input_columns",
     "parse_condition",
@@ -88,10 +90,20 @@ def parse_condition(text: str) -> tuple[str, str, Any]:
     return _OPS[m[2]], m[1], value
 
 
+def dtype_name(stored: Any) -> str:
+    """``'<f8'`` → ``'float64'`` (numpy's name for little-endian and byte-order-free
+    dtypes, without importing numpy); anything else as stored."""
+    kinds = {"f": "float", "i": "int", "u": "uint", "c": "complex"}
+    m = re.fullmatch(r"([<|])([fiucb])(\d+)", stored) if isinstance(stored, str) else None
+    if m is None:
+        return str(stored)
+    return "bool" if m[2] == "b" else f"{kinds[m[2]]}{int(m[3]) * 8}"
+
+
 def summarize(value: Any) -> Any:
     """An input value as stored, for display: arrays and nested tasks shortened."""
     if isinstance(value, dict) and "npy" in value:
-        return f"<array {value.get('dtype')} {tuple(value.get('shape', ()))}>"
+        return f"<array {dtype_name(value.get('dtype'))} {tuple(value.get('shape', ()))}>"
     if isinstance(value, dict) and value.get("smttask"):
         return f"{value.get('taskname')}({value.get('digest', '')[:8]})"
     return value
@@ -394,6 +406,12 @@ class RecordStoreView:
 
 
 RSView = RecordStoreView
+
+
+def find(label: str, project: config.Project | None = None) -> RecordView:
+    """The record with this label, or the only one starting with it (only the matching
+    rows are read: fast on large stores)."""
+    return RecordStoreView.select(Query(label_prefix=label), project).get(label)
 
 
 def input_columns(records: Iterable[RecordView]) -> list[str]:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import cli
 
 from smttask import UsageError
 from smttask.compare import diff
@@ -65,7 +66,7 @@ def test_diff_of_two_task_files_names_inputs_and_array_elements(proj, tasks):
         f"A  task file {pa}: analyze {a.digest}",
         f"B  task file {pb}: analyze {b.digest}",
         "2 inputs differ (A → B):",
-        "  arr: array <f8 (8,): 1 of 8 elements differ, first at [5]: 5.0 → 50.0",
+        "  arr: array float64 (8,): 1 of 8 elements differ, first at [5]: 5.0 → 50.0",
         "  dt: 0.1 → 0.2",
     ]
     same = proj.cli("diff", str(pa), str(pa))
@@ -81,7 +82,7 @@ def test_array_dtype_and_shape_come_first(tasks):
     assert [str(d) for d in diff(base, f32).differences] == ["arr: array dtype <f8 → <f4"]
     assert [str(d) for d in diff(base, short).differences] == ["arr: array shape (8,) → (5,)"]
     assert [str(d) for d in diff(base, nan).differences] == [
-        "arr: array <f8 (8,): 1 of 8 elements differ, first at [7]: 7.0 → nan"]
+        "arr: array float64 (8,): 1 of 8 elements differ, first at [7]: 7.0 → nan"]
     assert diff(nan, nan).same
 
 
@@ -117,7 +118,7 @@ def test_why_reports_array_elements_like_diff(proj, tasks):
     other[2] = -1.0
     path = tasks.analyze(arr=other, dt=0.1, nbins=2).save("tasks")
     out = proj.cli("why", str(path)).stdout
-    assert "  arr: array <f8 (8,): 1 of 8 elements differ, first at [2]: 2.0 → -1.0" in out
+    assert "  arr: array float64 (8,): 1 of 8 elements differ, first at [2]: 2.0 → -1.0" in out
 
 
 # --- parameters in the store CLI ---------------------------------------------------------
@@ -129,7 +130,7 @@ def test_list_with_params_and_where(proj, sweep):
     assert lines[0].split() == ["label", "task", "status", "duration", "reason", "version",
                                 "arr", "dt", "nbins"]
     assert [ln.split()[0] for ln in lines[1:]] == [sweep[(0.5, 4)], sweep[(0.2, 4)]]
-    assert "<array <f8 (8,)>" in lines[1] and lines[1].split()[-2:] == ["0.5", "4"]
+    assert "<array float64 (8,)>" in lines[1] and lines[1].split()[-2:] == ["0.5", "4"]
     named = proj.cli("store", "list", "--where", "dt<0.2", "--params", "nbins,dt")
     assert named.stdout.splitlines()[0].split()[-2:] == ["nbins", "dt"]
     assert len(named.stdout.splitlines()) == 3
@@ -164,5 +165,8 @@ def test_compare_shows_differing_inputs_and_scalar_outputs(proj, sweep):
     mean = float(np.mean(SIGNAL))
     assert rows[3][1:] == [f"{mean / 0.1:.6g}", f"{mean / 0.5:.6g}", f"{mean / 0.5:.6g}"]
     assert rows[5][1:] == ["0.5", "0.5", "0.25"]
+    # A fresh `smttask` process finds the project's task modules without PYTHONPATH.
+    fresh = cli("store", "compare", *labels, cwd=proj.root, process=True)
+    assert fresh.returncode == 0 and fresh.stdout == proc.stdout, fresh.stderr
     one = proj.cli("store", "compare", labels[0])
     assert one.returncode == 2 and "at least two records" in one.stderr

@@ -162,7 +162,7 @@ def test_sweep_of_200_is_collapsed_by_task_name(proj, tmp_path):
                     "--svg", str(tmp_path / "s.svg"), "--engine", "builtin")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        "shift ×200  [recorded: 150 would run, 50 on disk]  d=200 values",
+        "shift ×200  [recorded: 150 would run, 50 on disk]  d=200 values from 0 to 19.9",
         f"└── x: gen {g.digest[:8]}  [recorded, on disk]  n=100",
     ]
     assert f"wrote {tmp_path / 's.dot'}" in proc.stderr

@@ -103,8 +103,7 @@ def compare(labels: tuple[str, ...]) -> None:
     """
     from ..compare import compare as compare_records
 
-    view = _view()
-    result = compare_records([view.get(label) for label in labels])
+    result = compare_records(list(labels))
     rows = result.rows()
     click.echo(_columns([dict(enumerate(r)) for r in rows[1:]], list(range(len(rows[0]))),
                         header=rows[0]))
