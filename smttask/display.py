@@ -12,6 +12,8 @@ import html
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .errors import ProjectNotFoundError
+
 if TYPE_CHECKING:
     from .task import Task
     from .view import RecordStoreView, RecordView
@@ -84,7 +86,10 @@ def task_html(task: Task) -> str:
     parts = [f"<b>{_e(task.taskname)}</b> <code>{_e(node.digest or '(not run yet)')}</code> "
              f"{_e(node.kind)}, {_status(node.status)}",
              "<table><tr><th>input</th><th>value</th></tr>" + "".join(rows) + "</table>"]
-    files = getattr(task, "result_files", None)
+    try:
+        files = getattr(task, "result_files", None)
+    except ProjectNotFoundError:  # a recorded task outside any project
+        files = None
     if files:
         parts.append("result: " + ", ".join(f"<code>{_e(p)}</code>" for p in files))
     elif node.kind in ("recorded", "iterative"):

@@ -205,3 +205,11 @@ def test_cli_errors_are_one_line(proj, tmp_path):
     proc = proj.cli("graph", str(tmp_path / "empty"))
     assert proc.returncode == 5 and proc.stderr == (
         "Error: no task files found (task files end in .taskdesc.json)\n")
+
+
+def test_outside_a_project_status_says_would_run(tmp_path, monkeypatch, proj):
+    m = proj.module(TASKS)
+    monkeypatch.chdir(tmp_path)  # no smttask.toml here or above
+    t = m.shift(x=np.zeros(3), d=1.0)
+    assert t.graph().tree().startswith(f"shift {t.digest[:8]}  [recorded, would run]")
+    assert "<b>shift</b>" in t._repr_html_() and "not on disk yet" in t._repr_html_()
