@@ -27,7 +27,7 @@ from . import config, repo, templates
 from .errors import ScaffoldError
 from .templates import GITIGNORE_HEADER, template_dir
 
-__all__ = ["TEMPLATES", "Answers", "InitReport", "ask", "init", "template_dir"]
+__all__ = ["Answers", "InitReport", "TEMPLATES", "ask", "init", "template_dir"]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 from . import _fs, config, repo
 from .errors import ScaffoldError
 
-__all__ = ["ANSWERS_FILE", "SNAPSHOT_FILE", "FileUpdate", "UpdateReport", "append_lines",
+__all__ = ["ANSWERS_FILE", "FileUpdate", "SNAPSHOT_FILE", "UpdateReport", "append_lines",
            "finish_render", "render", "template_dir", "update", "version"]
 
 ANSWERS_FILE = ".smttask-answers.yml"

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "diff": ("smttask.cli.store", "diff", "Which inputs differ: task files or records."),
     "export": ("smttask.cli.export", "export", "Task files as a Snakemake workflow."),
     "graph": ("smttask.cli.graph", "graph", "The task graph of task files: tree, DOT, SVG."),
-    "project": ("smttask.cli.project", "project", "Create and configure a project."),
+    "project": ("smttask.cli.project", "project", "Create, update and configure a project."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),
     "smt": ("smttask.cli.smt", "smt", "Sumatra's own commands, on this project."),
     "status": ("smttask.cli.store", "status", "For task files: on disk, or why not."),

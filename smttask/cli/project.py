@@ -14,7 +14,7 @@ __all__ = ["project"]
 
 @click.group("project")
 def project() -> None:
-    """Create and configure an smttask project."""
+    """Create, update (from its template) and configure an smttask project."""
 
 
 @project.command("init")
