@@ -238,6 +238,10 @@ class TaskGraph:
         graph = self._readable(collapse)
         lines: list[str] = []
         drawn: set[str] = set()
+        ups: dict[str, list[Edge]] = {}
+        for e in graph.edges:
+            if e.source != e.target:
+                ups.setdefault(e.target, []).append(e)
 
         def line(node: Node) -> str:
             text = node.title
@@ -254,9 +258,9 @@ class TaskGraph:
                 return
             drawn.add(nid)
             lines.append(head + line(node))
-            ups = [e for e in graph.upstream(nid) if e.source != nid]
-            for i, e in enumerate(ups):
-                last = i == len(ups) - 1
+            edges = ups.get(nid, [])
+            for i, e in enumerate(edges):
+                last = i == len(edges) - 1
                 walk(e.source, prefix + ("    " if last else "│   "),
                      prefix + ("└── " if last else "├── ") + f"{e.label}: ")
 
