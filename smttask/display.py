@@ -100,12 +100,6 @@ def task_html(task: Task) -> str:
     return f'{STYLE}<div class="smttask">' + "<br>".join(parts) + "</div>"
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return "" if value is None else str(value)
-
-
 def record_html(rec: RecordView) -> str:
     """Label, status, duration, code version, inputs, outputs with their paths, the
     failure, and stdout/stderr in a fold-out."""
@@ -142,7 +136,8 @@ def records_html(view: RecordStoreView, max_rows: int = MAX_ROWS,
     inputs = list(dict.fromkeys(k for r in rows for k in r
                                 if k not in base and k not in ("timestamp", "version")))
     shown = inputs[:max_columns]
-    cells = [[_e(r["label"]), _e(r["task"]), _status(r["status"]), _e(_fmt(r["duration"])),
+    cells = [[_e(r["label"]), _e(r["task"]), _status(r["status"]),
+              _e(f"{r['duration']:.3g} s" if r["duration"] is not None else ""),
               _e((r["reason"] or "")[:40])] + [_e(r.get(k, "")) for k in shown]
              for r in rows]
     notes = []
