@@ -145,6 +145,6 @@ def records_html(view: RecordStoreView, max_rows: int = MAX_ROWS,
         notes.append(f"showing the newest {max_rows} of {len(view)} records")
     if len(inputs) > max_columns:
         notes.append(f"{len(inputs) - max_columns} more input columns: "
-                     + ", ".join(inputs[max_columns:max_columns + 10]))
+                     + ", ".join(inputs[max_columns:]))
     foot = "".join(f"<p>{_e(n)}</p>" for n in notes)
     return (f'{STYLE}<div class="smttask">{table(base + shown, cells, raw=True)}{foot}</div>')
