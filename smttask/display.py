@@ -96,7 +96,7 @@ def task_html(task: Task) -> str:
         parts.append("result: not on disk yet")
     if len(graph.tasks) > 1:
         parts.append(f"<details><summary>upstream tasks ({len(graph.tasks) - 1})</summary>"
-                     f"{graph.svg()}</details>")
+                     f"{graph._repr_html_()}</details>")
     return f'{STYLE}<div class="smttask">' + "<br>".join(parts) + "</div>"
 
 

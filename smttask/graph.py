@@ -321,7 +321,8 @@ class TaskGraph:
         return self.svg()
 
     def _repr_html_(self) -> str:
-        return f'<div class="smttask-graph">{self.svg()}</div>'
+        svg = self.svg()
+        return f'<div class="smttask-graph">{svg[svg.find("<svg"):]}</div>'
 
     def __str__(self) -> str:
         return self.tree()
