@@ -1,183 +1,299 @@
-"""Compare a recomputed output with the recorded one: equal (within a tolerance) or not.
+"""Which inputs differ: between two task files or records (``smttask diff``), between a
+task and its closest record (``smttask why``), and across records (``store compare``).
 
-Values are walked together: arrays element by element, numbers with ``rtol``/``atol``
-(``|new - recorded| <= atol + rtol * |recorded|``, NaN equal to NaN), mappings by key,
-sequences by position, pydantic models and dataclasses by field, anything else with
-``==``. A difference says where the first differing element is, both values there, and
-the largest absolute and relative differences over every compared number.
+Inputs are compared in their stored form (what task files and records hold), by dotted
+name: ``x.n`` is input ``n`` of the upstream task given as ``x``. An array that differs
+is described by what differs first: its dtype, its shape, or its first differing element.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Difference", "compare"]
+from . import config
+from .errors import ProjectNotFoundError, SmttaskError, TaskFileError, UsageError
+from .outputs import Datastore
+from .taskfile import record_inputs
+from .view import (
+    RecordStoreView,
+    RecordView,
+    dtype_name,
+    find,
+    flatten_inputs,
+    is_array,
+    nested_task,
+    summarize,
+)
+
+__all__ = ["Comparison", "Diff", "Difference", "Side", "compare", "diff", "differences",
+           "side"]
+
+ABSENT = "(absent)"
+
+
+def _array_values(summary: dict[str, Any], store: Datastore | None) -> Any:
+    """The values of an array as stored in a record or read from a task file, if at hand."""
+    import numpy as np
+
+    from .outputs import CorruptResult
+    from .taskfile import recent_arrays
+    from .typing import dtype_from_json
+
+    if "values" in summary:
+        return np.array(summary["values"], dtype=dtype_from_json(summary["dtype"]))
+    digest = summary.get("xxh3")
+    if digest in recent_arrays:
+        return recent_arrays[digest]
+    if store is not None and isinstance(summary.get("file"), str) and digest:
+        try:
+            return store.load_blob(summary["file"], str(digest))
+        except (OSError, CorruptResult):
+            return None
+    return None
+
+
+def _array_detail(a: dict[str, Any], b: dict[str, Any], store: Datastore | None = None
+                  ) -> str:
+    """What differs first between two stored arrays."""
+    if a.get("dtype") != b.get("dtype"):
+        return f"array dtype {a.get('dtype')} → {b.get('dtype')}"
+    if list(a.get("shape", ())) != list(b.get("shape", ())):
+        return f"array shape {tuple(a.get('shape', ()))} → {tuple(b.get('shape', ()))}"
+    what = f"array {dtype_name(a.get('dtype'))} {tuple(a.get('shape', ()))}"
+    import numpy as np
+
+    x, y = _array_values(a, store), _array_values(b, store)
+    if x is None or y is None:
+        return f"{what}: contents differ (xxh3 {a.get('xxh3', '?')[:8]} → " \
+               f"{b.get('xxh3', '?')[:8]})"
+    same = x == y
+    if x.dtype.kind in "fc":
+        same |= np.isnan(x) & np.isnan(y)
+    where = np.argwhere(~same)
+    if not len(where):  # equal values, other bytes (e.g. NaN payloads, -0.0)
+        return f"{what}: same values, other bytes (NaN payloads or signed zeros)"
+    index = tuple(int(i) for i in where[0])
+    at = f"[{', '.join(map(str, index))}]"
+    return (f"{what}: {len(where)} of {x.size} elements differ, first at {at}: "
+            f"{x[index].item()!r} → {y[index].item()!r}")
+
+
+_is_array = is_array
 
 
 @dataclass
 class Difference:
-    """How a recomputed value differs from the recorded one."""
+    """One input that differs, by dotted name: its value on each side (record form)."""
 
-    where: str  # the first differing element, e.g. ``result[3]`` or ``result.mean``
-    recorded: str  # that element as recorded (shortened repr)
-    new: str  # that element now
-    differing: int = 0  # how many compared numbers or elements differ
-    compared: int = 0  # how many were compared
-    max_abs: float | None = None  # over every compared number
-    max_rel: float | None = None
+    name: str
+    a: Any
+    b: Any
+    store: Datastore | None = field(default=None, repr=False, compare=False)
 
-    def describe(self) -> str:
-        """One line: where, both values, how many differ, the largest differences."""
-        text = f"first difference at {self.where}: {self.recorded} recorded, {self.new} now"
-        if self.compared > 1:
-            text += f"; {self.differing} of {self.compared} elements differ"
-        if self.max_abs is not None:
-            text += f"; max abs diff {self.max_abs:.3g}"
-        if self.max_rel is not None:
-            text += f", max rel diff {self.max_rel:.3g}"
-        return text
+    @property
+    def detail(self) -> str:
+        """For arrays: the dtype, the shape or the first element that differs."""
+        if _is_array(self.a) and _is_array(self.b):
+            return _array_detail(self.a, self.b, self.store)
+        return ""
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    def __str__(self) -> str:
+        detail = self.detail
+        if detail:
+            return f"{self.name}: {detail}"
+        return f"{self.name}: {summarize(self.a)!r} → {summarize(self.b)!r}"
 
 
-class _Walk:
-    """Accumulates what :func:`compare` finds while walking both values."""
-
-    def __init__(self, rtol: float, atol: float) -> None:
-        self.rtol, self.atol = rtol, atol
-        self.first: tuple[str, str, str] | None = None
-        self.differing = self.compared = 0
-        self.max_abs: float | None = None
-        self.max_rel: float | None = None
-
-    def mismatch(self, where: str, recorded: str, new: str, count: int = 1) -> None:
-        self.differing += count
-        if self.first is None:
-            self.first = (where, recorded, new)
-
-    def _track(self, abs_diff: float, rel_diff: float) -> None:
-        self.max_abs = abs_diff if self.max_abs is None else max(self.max_abs, abs_diff)
-        self.max_rel = rel_diff if self.max_rel is None else max(self.max_rel, rel_diff)
-
-    def number(self, where: str, a: float | complex, b: float | complex) -> None:
-        self.compared += 1
-        if isinstance(a, complex) or isinstance(b, complex):
-            nan = any(math.isnan(x) for x in (a.real, a.imag, b.real, b.imag))
-        else:
-            nan = math.isnan(a) or math.isnan(b)
-        if nan:
-            if not (a != a and b != b):  # NaN only on one side
-                self.mismatch(where, _short(a), _short(b))
-            return
-        diff = abs(b - a)
-        if diff == 0:
-            self._track(0.0, 0.0)
-            return
-        rel = diff / abs(a) if a != 0 else math.inf
-        self._track(diff, rel)
-        if not diff <= self.atol + self.rtol * abs(a):
-            self.mismatch(where, _short(a), _short(b))
-
-    def array(self, where: str, a: Any, b: Any) -> None:
-        import numpy as np
-
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape:
-            self.compared += 1
-            self.mismatch(where, f"shape {a.shape}", f"shape {b.shape}")
-            return
-        self.compared += a.size
-        numeric = all(np.issubdtype(x.dtype, np.number) or x.dtype == bool for x in (a, b))
-        if not numeric:
-            bad = a != b
-        else:
-            af = a.astype(np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b)
-                          else np.float64)
-            bf = b.astype(af.dtype)
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                diff = np.abs(bf - af)
-                both_nan = np.isnan(af) & np.isnan(bf)
-                diff = np.where(both_nan, 0.0, diff)
-                rel = np.where(diff == 0, 0.0, diff / np.abs(af))
-            finite = ~np.isnan(diff)
-            if finite.any():
-                self._track(float(np.max(diff[finite])), float(np.max(rel[finite])))
-            bad = ~(diff <= self.atol + self.rtol * np.abs(af))
-        n = int(np.count_nonzero(bad))
-        if n:
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            shown = f"{where}[{', '.join(map(str, index))}]" if index else where
-            self.mismatch(shown, _short(a[index].item()), _short(b[index].item()), n)
-
-    def value(self, where: str, a: Any, b: Any) -> None:
-        import numpy as np
-
-        if isinstance(a, np.ndarray | np.generic) or isinstance(b, np.ndarray | np.generic):
-            self.array(where, a, b)
-        elif _is_number(a) and _is_number(b):
-            self.number(where, a, b)
-        elif isinstance(a, Mapping) and isinstance(b, Mapping):
-            if set(a) != set(b):
-                self.compared += 1
-                self.mismatch(where, f"keys {sorted(map(str, a))}", f"keys {sorted(map(str, b))}")
-                return
-            for key in a:
-                self.value(f"{where}[{key!r}]", a[key], b[key])
-        elif _is_sequence(a) and _is_sequence(b):
-            if len(a) != len(b):
-                self.compared += 1
-                self.mismatch(where, f"length {len(a)}", f"length {len(b)}")
-                return
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                self.value(f"{where}[{i}]", x, y)
-        elif (fields := _fields(a)) is not None and type(a) is type(b):
-            other = _fields(b) or {}
-            for key, x in fields.items():
-                self.value(f"{where}.{key}", x, other.get(key))
-        else:
-            self.compared += 1
-            if not _equal(a, b):
-                self.mismatch(where, _short(a), _short(b))
+def differences(a: Any, b: Any, prefix: str = "", store: Datastore | None = None
+                ) -> list[Difference]:
+    """The inputs (dotted names) where two sets of inputs in the record form differ (see
+    :func:`smttask.taskfile.record_inputs`). ``store`` lets arrays be read back, to say
+    which element differs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        ta, tb = nested_task(a), nested_task(b)
+        if ta is not None and tb is not None:
+            if ta[0] != tb[0]:
+                return [Difference(prefix or "task", a, b, store)]
+            a, b = ta[2], tb[2]
+        elif _is_array(a) or _is_array(b):
+            return [] if _same_array(a, b) else [Difference(prefix, a, b, store)]
+        out = []
+        for key in sorted(set(a) | set(b)):
+            name = f"{prefix}.{key}" if prefix else key
+            if key not in a or key not in b:
+                out.append(Difference(name, a.get(key, ABSENT), b.get(key, ABSENT), store))
+            else:
+                out.extend(differences(a[key], b[key], name, store))
+        return out
+    return [] if a == b else [Difference(prefix, a, b, store)]
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float | complex) and not isinstance(x, bool)
+def _same_array(a: Any, b: Any) -> bool:
+    """Equal arrays: same dtype, shape and content (hash, or values when written out)."""
+    if not (_is_array(a) and _is_array(b)):
+        return False
+    keys = ("dtype", "shape", "values", "xxh3")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
-def _is_sequence(x: Any) -> bool:
-    return isinstance(x, Sequence) and not isinstance(x, str | bytes | bytearray)
+# --- two sides: task files or records --------------------------------------------------------
+
+@dataclass
+class Side:
+    """One side of ``smttask diff``: a task file or a record."""
+
+    what: str
+    taskname: str
+    digest: str
+    inputs: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.taskname} {self.digest}"
 
 
-def _fields(x: Any) -> dict[str, Any] | None:
-    """The fields of a pydantic model or a dataclass instance, else None."""
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
-    model_fields = getattr(type(x), "model_fields", None)
-    if isinstance(model_fields, dict):
-        return {name: getattr(x, name) for name in model_fields}
-    return None
-
-
-def _equal(a: Any, b: Any) -> bool:
+def side(spec: str | os.PathLike[str], view: RecordStoreView | None = None) -> Side:
+    """A task file (by path) or a record (by label or unique label prefix). A task file
+    is read as JSON only: nothing is imported."""
+    path = Path(spec)
+    if path.is_file():
+        try:
+            desc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TaskFileError(f"{path}: cannot read: {exc}") from None
+        if not isinstance(desc, dict) or not desc.get("smttask"):
+            raise TaskFileError(f"{path}: not a task file (no \"smttask\" format tag)")
+        return Side(f"task file {path}", desc.get("taskname", ""), desc.get("digest", ""),
+                    record_inputs(desc))
     try:
-        return bool(a == b)
-    except (TypeError, ValueError):  # objects whose == does not give a truth value
-        return repr(a) == repr(b)
+        rec = view.get(str(spec)) if view is not None else find(str(spec))
+    except UsageError as exc:
+        raise UsageError(f"{spec} is not a task file, and {exc}") from None
+    return Side(f"record {rec.label}", rec.taskname, rec.digest, rec.inputs)
 
 
-def compare(recorded: Any, new: Any, *, rtol: float = 0.0, atol: float = 0.0,
-            name: str = "result") -> Difference | None:
-    """None if ``new`` equals ``recorded`` within ``rtol``/``atol``, else the difference."""
-    walk = _Walk(rtol, atol)
-    walk.value(name, recorded, new)
-    if walk.first is None:
-        return None
-    where, a, b = walk.first
-    return Difference(where, a, b, walk.differing, walk.compared, walk.max_abs, walk.max_rel)
+@dataclass
+class Diff:
+    """Two sides and the inputs where they differ."""
+
+    a: Side
+    b: Side
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return self.a.digest == self.b.digest and not self.differences
+
+    def lines(self) -> list[str]:
+        """The report ``smttask diff`` prints."""
+        out = [f"A  {self.a}", f"B  {self.b}"]
+        if self.a.taskname != self.b.taskname:
+            out.append(f"different tasks: {self.a.taskname} → {self.b.taskname}")
+        elif self.same:
+            out.append("same digest: the same task, and the same result")
+        elif not self.differences:
+            out.append("the inputs are equal but the digests differ: the task's version or "
+                       "the digest scheme changed")
+        if self.differences:
+            n = len(self.differences)
+            out.append(f"{n} input{'s' if n != 1 else ''} differ{'s' if n == 1 else ''} "
+                       "(A → B):")
+            out += [f"  {d}" for d in self.differences]
+        return out
+
+
+def diff(a: str | os.PathLike[str] | Side, b: str | os.PathLike[str] | Side) -> Diff:
+    """Compare two task files, two records, or one of each (see :func:`side`)."""
+    left, right = (s if isinstance(s, Side) else side(s) for s in (a, b))
+    try:
+        store: Datastore | None = Datastore.of(config.find_project())
+    except ProjectNotFoundError:
+        store = None
+    found = [] if left.taskname != right.taskname else differences(left.inputs, right.inputs,
+                                                                  store=store)
+    return Diff(left, right, found)
+
+
+# --- many records side by side ---------------------------------------------------------------
+
+def _cell(value: Any) -> str:
+    if _is_array(value):
+        digest = hashlib.sha1(str(value.get("npy", value)).encode()).hexdigest()[:6]
+        return f"{summarize(value)} #{digest}"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    text = summarize(value)
+    return text if isinstance(text, str) else json.dumps(text, sort_keys=True)
+
+
+def _scalars(name: str, value: Any) -> dict[str, Any]:
+    """Scalar outputs by name; short tuples of scalars as ``name[i]``; others left out."""
+    scalar = (int, float, str, bool, type(None))
+    if isinstance(value, scalar):
+        return {name: value}
+    if isinstance(value, tuple | list) and len(value) <= 8 and \
+            all(isinstance(v, scalar) for v in value):
+        return {f"{name}[{i}]": v for i, v in enumerate(value)}
+    return {}
+
+
+def _outputs(rec: RecordView) -> dict[str, Any]:
+    """The record's result as it is on disk for its digest (read through the result
+    links, without the record store's Django layer: fast), scalars only."""
+    if rec.status != "finished":
+        return {}
+    try:
+        ref = rec.task.result_ref(Datastore.of(rec.project))  # type: ignore[attr-defined]
+        loaded = ref.load()
+        values = loaded.values if loaded is not None else {}
+    except (SmttaskError, AttributeError):  # code gone or changed; not a recorded task
+        return {}
+    found: dict[str, Any] = {}
+    for name, value in values.items():
+        found.update(_scalars(name, value))
+    return found
+
+
+@dataclass
+class Comparison:
+    """Records side by side: the inputs that differ, then the scalar outputs."""
+
+    labels: list[str]
+    inputs: list[tuple[str, list[str]]]
+    outputs: list[tuple[str, list[str]]]
+
+    def rows(self) -> list[list[str]]:
+        """A header row of labels, then one row per differing input and output."""
+        return [["", *self.labels], *([n, *v] for n, v in self.inputs),
+                *([n, *v] for n, v in self.outputs)]
+
+
+def compare(labels: list[RecordView | str]) -> Comparison:
+    """The inputs that differ across records (given as records or label prefixes; the task
+    name first when it differs), and their outputs that are scalars (or short tuples of
+    scalars)."""
+    if len(labels) < 2:
+        raise UsageError("name at least two records to compare")
+    records = [find(r) if isinstance(r, str) else r for r in labels]
+    flat = [{"task": r.taskname, **flatten_inputs(r.inputs)} for r in records]
+    names = list(dict.fromkeys(k for f in flat for k in f))
+    inputs = []
+    for name in names:
+        values = [f.get(name, ABSENT) for f in flat]
+        keys = {json.dumps(v, sort_keys=True, default=str) for v in values}
+        if len(keys) > 1:
+            inputs.append((name, [_cell(v) for v in values]))
+    root = str(records[0].project.root)  # the tasks' modules are the project's
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    outs = [_outputs(r) for r in records]
+    out_names = list(dict.fromkeys(k for o in outs for k in o))
+    outputs = [(name, [_cell(o[name]) if name in o else "—" for o in outs])
+               for name in out_names]
+    return Comparison([r.label for r in records], inputs, outputs)

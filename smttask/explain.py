@@ -2,7 +2,7 @@
 
 :func:`explain` says whether a task's result is on disk and, if not, why it will run:
 no record yet, its last run failed, its link or files are gone, or which inputs differ
-from the closest record (by dotted name).
+from the closest record (by dotted name, as :mod:`smttask.compare` reports them).
 """
 
 from __future__ import annotations
@@ -11,29 +11,18 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import config, provenance, repo, taskfile
+from .compare import Difference, differences
 from .errors import GitError, SmttaskError
 from .outputs import CorruptResult, Datastore, ResultRef, read_sidecar
-from .view import RecordStoreView, RecordView, is_array, nested_task, summarize
+from .view import RecordStoreView, RecordView
 
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["Difference", "TaskStatus", "differences", "explain", "project_info", "status"]
-
-
-@dataclass
-class Difference:
-    """One input that differs between a task and a record (dotted name)."""
-
-    name: str
-    record: Any
-    task: Any
-
-    def __str__(self) -> str:
-        return f"{self.name}: {summarize(self.record)!r} → {summarize(self.task)!r}"
+__all__ = ["TaskStatus", "explain", "project_info", "status"]
 
 
 @dataclass
@@ -45,28 +34,6 @@ class TaskStatus:
     explanation: str
     closest: RecordView | None = None
     differences: list[Difference] = field(default_factory=list)
-
-
-def differences(a: Any, b: Any, prefix: str = "") -> list[Difference]:
-    """The inputs (dotted names) where two stored sets of task inputs differ (both in the
-    record form, or both in the task-file form)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        ta, tb = nested_task(a), nested_task(b)
-        if ta is not None and tb is not None:
-            if ta[0] != tb[0]:
-                return [Difference(prefix or "task", summarize(a), summarize(b))]
-            a, b = ta[2], tb[2]
-        elif is_array(a) or is_array(b):
-            return [] if a == b else [Difference(prefix, a, b)]
-        out = []
-        for key in sorted(set(a) | set(b)):
-            name = f"{prefix}.{key}" if prefix else key
-            if key not in a or key not in b:
-                out.append(Difference(name, a.get(key, "(absent)"), b.get(key, "(absent)")))
-            else:
-                out.extend(differences(a[key], b[key], name))
-        return out
-    return [] if a == b else [Difference(prefix, a, b)]
 
 
 def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
@@ -92,12 +59,12 @@ def explain(task: Task, view: RecordStoreView | None = None) -> TaskStatus:
         else:
             why = f"it ran (record {r.label}) but its output files were deleted"
         return TaskStatus(task, False, why + ": it will run", r)
-    ours = {True: {k: v for k, v in taskfile.record_form(task)[0].items() if k != "_smttask"},
-            False: taskfile.describe(task)["inputs"]}  # to compare like with like
-    ranked = sorted(same, key=lambda r: (len(differences(r.inputs, ours[r.record_form])),
+    mine = {k: v for k, v in taskfile.record_form(task)[0].items() if k != "_smttask"}
+    store = Datastore.of(project)
+    ranked = sorted(same, key=lambda r: (len(differences(r.inputs, mine)),
                                          -r.timestamp.timestamp()))
     closest = ranked[0]
-    diffs = differences(closest.inputs, ours[closest.record_form])
+    diffs = differences(closest.inputs, mine, store=store)
     if not diffs:
         why = (f"record {closest.label} has the same inputs but another digest: the task's "
                "version or the digest scheme changed")

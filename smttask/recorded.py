@@ -118,6 +118,12 @@ class Recorded(Task):
         """This task's result in ``store`` (whether or not it is on disk)."""
         return store.result(self.taskname, self.digest, self.output_specs, self.separate_names)
 
+    @property
+    def result_files(self) -> list[Path]:
+        """The files holding this task's result in the project's output datastore (found
+        through the input datastore's links); empty when the result is not on disk."""
+        return self.result_ref(Datastore.of(config.find_project())).files()
+
     def _obtain(self, recompute: bool, record: bool) -> Any:
         project = _project(required=record)
         store = Datastore.of(project) if project is not None else None

@@ -4,7 +4,7 @@
 as working directory, so the project's packages are imported from the checkout. For each
 job the task is rebuilt from its description and run with recording off (nothing is
 written to a datastore or a record store); each output is compared with the recorded
-file: byte for byte, then by value (:func:`smttask.compare.compare`). Upstream results
+file: byte for byte, then by value (:func:`smttask.closeness.compare`). Upstream results
 are loaded from the project's datastore when given and present (the inputs the record
 used), otherwise recomputed here. The answer is written as JSON to ``job["report"]``.
 """
@@ -95,7 +95,7 @@ def _compare_outputs(task: Any, values: dict[str, Any], digest: str, files: list
                      rtol: float, atol: float) -> list[dict[str, Any]]:
     import xxhash
 
-    from .compare import compare
+    from .closeness import compare
     from .outputs import output_of
 
     found: dict[str, Path] = {}

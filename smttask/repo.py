@@ -36,6 +36,7 @@ __all__ = [
     "in_repository",
     "loaded_code",
     "new_files_diff",
+    "merge_texts",
     "pin",
     "remote_url",
     "repo_root",
@@ -43,6 +44,7 @@ __all__ = [
     "require_tracked",
     "state",
     "untracked",
+    "uncommitted",
 ]
 
 
@@ -80,8 +82,9 @@ def repo_root(path: Path) -> Path:
 
 
 def in_repository(path: Path) -> bool:
-    """True if ``path`` (or, when it does not exist yet, its parent) is in a git repository."""
-    probe = path if path.exists() else path.parent
+    """True if ``path`` (or, when it does not exist yet, its nearest existing parent) is in
+    a git repository."""
+    probe = next(p for p in (path, *path.parents) if p.exists())
     return _run(probe, "rev-parse", "--show-toplevel").returncode == 0
 
 
@@ -410,3 +413,31 @@ def remote_url(root: Path) -> str | None:
     name = "origin" if "origin" in names else names[0]
     url = _git(root, "remote", "get-url", name).strip()
     return _without_credentials(url) if url else None
+
+
+def uncommitted(root: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` (relative to ``root``) with uncommitted changes, staged or not
+    (untracked files included); empty outside a repository."""
+    if not paths or not in_repository(root):
+        return []
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths)
+    prefix = Path(root).resolve().relative_to(repo_root(Path(root).resolve())).as_posix()
+    found = {entry[3:] for entry in out.split("\0") if len(entry) > 3}  # repo-relative
+    return sorted(p if prefix == "." else p.removeprefix(prefix + "/") for p in found)
+
+
+def merge_texts(ours: str, base: str, theirs: str, labels: tuple[str, str, str]
+                ) -> tuple[str, int]:
+    """Three-way merge of three versions of a text (``git merge-file``): the merged text
+    and its number of conflicts, each marked ``<<<<<<< ours`` … ``>>>>>>> theirs``."""
+    with tempfile.TemporaryDirectory(prefix="smttask-merge-") as tmp:
+        files = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(tmp) / name
+            path.write_text(text, encoding="utf-8")
+            files.append(str(path))
+        args = [a for label in labels for a in ("-L", label)]
+        proc = _run(tmp, "merge-file", "-p", *args, *files)
+    if not 0 <= proc.returncode < 128:
+        raise GitError(f"git merge-file failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout, proc.returncode

@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from . import config, repo
+from . import config, repo, templates
 from .errors import ScaffoldError
+from .templates import GITIGNORE_HEADER, template_dir
 
-__all__ = ["TEMPLATES", "Answers", "InitReport", "ask", "init", "template_dir"]
+__all__ = ["Answers", "InitReport", "TEMPLATES", "ask", "init", "template_dir"]
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,6 @@ TEMPLATES = {
     "minimal": Template("minimal", "smttask in an existing repository: only smttask.toml, "
                         ".smt/ and .gitignore lines", ("reports", "labnotes", "notebooks")),
 }
-
-
-def template_dir(name: str) -> Path:
-    """The copier template folder (inside the wheel, or in a source checkout)."""
-    here = Path(__file__).resolve().parent
-    for base in (here / "project_templates", here.parent / "project_templates"):
-        if (base / name / "copier.yml").is_file():
-            return base / name
-    raise ScaffoldError(f"template {name!r} not found; choose one of {', '.join(TEMPLATES)}")
 
 
 def package_name(project_name: str) -> str:
@@ -264,26 +256,13 @@ class _Undo:
                     path.unlink()
 
 
-def _render(answers: Answers, target: Path) -> None:
-    import copier
-
+def _render(answers: Answers, target: Path, source: Path | None) -> None:
     data = answers.model_dump(include={"input", "output", "tasks", "dirty_directories",
                                        "on_changed", "record_store"})
     data["project_name"] = answers.name
-    data["smttask_version"] = _smttask_version()
     if answers.template == "package":
         data["package"] = package_name(answers.name)
-    copier.run_copy(str(template_dir(answers.template)), target, data=data, defaults=True,
-                    overwrite=True, quiet=True)
-
-
-def _smttask_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("smttask")
-    except PackageNotFoundError:  # pragma: no cover - source tree
-        return "unknown"
+    templates.render(answers.template, data, target, source)
 
 
 def _files(folder: Path) -> Iterator[Path]:
@@ -291,8 +270,6 @@ def _files(folder: Path) -> Iterator[Path]:
         if path.is_file():
             yield path.relative_to(folder)
 
-
-GITIGNORE_HEADER = "# smttask: the record store, results and task files stay out of git"
 
 
 def _gitignore_lines(answers: Answers, rendered: Path) -> list[str]:
@@ -303,8 +280,10 @@ def _gitignore_lines(answers: Answers, rendered: Path) -> list[str]:
     return lines
 
 
-def init(dest: str | os.PathLike[str], answers: Answers) -> InitReport:
-    """Create the project in ``dest`` (see the module docstring)."""
+def init(dest: str | os.PathLike[str], answers: Answers, *, source: Path | None = None
+         ) -> InitReport:
+    """Create the project in ``dest`` (see the module docstring). ``source``: a template
+    folder to render instead of the shipped template (for template development)."""
     from . import provenance
 
     dest = Path(dest).resolve()
@@ -316,7 +295,7 @@ def init(dest: str | os.PathLike[str], answers: Answers) -> InitReport:
     try:
         with tempfile.TemporaryDirectory(prefix="smttask-init-") as tmp:
             rendered = Path(tmp) / "project"
-            _render(answers, rendered)
+            _render(answers, rendered, source)
             (rendered / config.CONFIG_FILE).write_text(answers.toml())
             files = [f for f in _files(rendered) if f.name != ".gitignore" or f.parent.parts]
             conflicts = [str(f) for f in files if (dest / f).exists()

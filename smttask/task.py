@@ -95,6 +95,8 @@ NotComputed = _NotComputedType()
 def _summary(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"<array {value.dtype} {value.shape}>"
+    if isinstance(value, Task):
+        return f"{value.taskname}({(value._digest or '?')[:8]})"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -230,6 +232,19 @@ class Task(metaclass=TaskMeta):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={_summary(v)}" for k, v in self.inputs.__dict__.items())
         return f"{self.taskname}({args})"
+
+    def graph(self, values: bool = False) -> Any:
+        """This task and everything upstream of it, as a :class:`smttask.graph.TaskGraph`
+        (a tree in the terminal, SVG in Jupyter, ``.dot()`` for Graphviz). ``values``
+        shows plain inputs as nodes of their own."""
+        from .graph import build
+
+        return build([self], values=values)
+
+    def _repr_html_(self) -> str:
+        from .display import task_html
+
+        return task_html(self)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Task) and type(other) is type(self) and other.digest == self.digest

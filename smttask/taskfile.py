@@ -49,6 +49,7 @@ __all__ = [
     "load",
     "load_record_form",
     "record_form",
+    "record_inputs",
     "save",
 ]
 
@@ -283,13 +284,47 @@ def _record_inputs(task: Task, store: Datastore | None, files: list[Path]) -> di
     return out
 
 
+def record_inputs(desc: dict[str, Any]) -> dict[str, Any]:
+    """A task description's inputs in the record form (arrays summarised, upstream tasks as
+    dicts of their inputs), from its JSON alone: nothing is imported or stored. What a task
+    file and a record are compared in."""
+    out: dict[str, Any] = {}
+    inputs = desc.get("inputs")
+    for name, value in (inputs.items() if isinstance(inputs, dict) else ()):
+        if isinstance(value, dict) and value.get("smttask") and isinstance(value.get("inputs"),
+                                                                           dict):
+            nested = record_inputs(value)
+            nested["_smttask"] = {"task": value.get("taskname"), "module": value.get("module"),
+                                  "digest": value.get("digest")}
+            out[name] = nested
+        else:
+            out[name] = _summarise_nested(value, None, [])
+    return out
+
+
+#: Arrays read back from task files by :func:`record_inputs`, by hash (the last few), so
+#: that a comparison can say which element differs.
+recent_arrays: dict[str, Any] = {}
+
+
 def _summarise_nested(value: Any, store: Datastore | None, files: list[Path]) -> Any:
     """Arrays inside containers (in their task-file form) replaced by summaries."""
     if isinstance(value, dict):
         if isinstance(value.get("npy"), str) and "dtype" in value:
+            from pydantic_core import PydanticCustomError
+
             from .typing import array_from_json
 
-            return _array_summary(array_from_json(value), store, files)
+            try:
+                arr = array_from_json(value)
+            except PydanticCustomError:
+                return value  # unreadable: compared as it is
+            summary = _array_summary(arr, store, files)
+            if store is None and "xxh3" in summary:
+                recent_arrays[summary["xxh3"]] = arr
+                while len(recent_arrays) > 8:
+                    recent_arrays.pop(next(iter(recent_arrays)))
+            return summary
         return {k: _summarise_nested(v, store, files) for k, v in value.items()}
     if isinstance(value, list):
         return [_summarise_nested(v, store, files) for v in value]

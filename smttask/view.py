@@ -13,13 +13,12 @@ many thousand records stay fast.
 
 from __future__ import annotations
 
-import html
 import json
 import operator
 import os
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from functools import cached_property
@@ -39,10 +38,14 @@ __all__ = [
     "RSView",
     "RecordStoreView",
     "RecordView",
+    "dtype_name",
+    "find",
     "flatten_inputs",
+    "input_columns",
     "is_array",
     "lost_because",
     "nested_task",
+    "parse_condition",
     "parse_when",
     "summarize",
 ]
@@ -93,12 +96,40 @@ def nested_task(value: Any) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
+_OPS = {"=": "eq", "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def parse_condition(text: str) -> tuple[str, str, Any]:
+    """``'dt>=0.3'`` → ``("ge", "dt", 0.3)``: a comparison for :meth:`_Filter.params`.
+
+    The value is read as JSON (numbers, true, false, null, "quoted text"), otherwise
+    taken as text: ``name=abc`` compares with the string ``"abc"``.
+    """
+    m = re.fullmatch(r"\s*([\w.]+)\s*(==|=|!=|<=|>=|<|>)\s*([^<>=!\s].*?)?\s*", text)
+    if m is None or not m[3]:
+        raise UsageError(f"cannot read the condition {text!r}: write NAME OP VALUE with OP "
+                         "one of = != < <= > >=, e.g. 'dt>=0.3' or 'nbins=2'")
+    try:
+        value = json.loads(m[3])
+    except ValueError:
+        value = m[3]
+    return _OPS[m[2]], m[1], value
+
+
+def dtype_name(stored: Any) -> str:
+    """``'<f8'`` → ``'float64'`` (numpy's name for little-endian and byte-order-free
+    dtypes, without importing numpy); anything else as stored."""
+    kinds = {"f": "float", "i": "int", "u": "uint", "c": "complex"}
+    m = re.fullmatch(r"([<|])([fiucb])(\d+)", stored) if isinstance(stored, str) else None
+    if m is None:
+        return str(stored)
+    return "bool" if m[2] == "b" else f"{kinds[m[2]]}{int(m[3]) * 8}"
+
+
 def summarize(value: Any) -> Any:
     """An input value as stored, for display: arrays and nested tasks shortened."""
     if is_array(value):
-        if "values" in value:
-            return value["values"]
-        return f"<array {value.get('dtype')} {tuple(value.get('shape', ()))}>"
+        return f"<array {dtype_name(value.get('dtype'))} {tuple(value.get('shape', ()))}>"
     task = nested_task(value)
     if task is not None:
         return f"{task[0]}({task[1][:8]})"
@@ -242,7 +273,9 @@ class RecordView:
         shape, statistics, hash, stored file), nested tasks as dicts of their inputs."""
         if self.record_form:
             return {k: v for k, v in self.params.items() if k != "_smttask"}
-        return dict(self.params.get("inputs", {}))
+        from .taskfile import record_inputs  # a record made before smttask-record/1
+
+        return record_inputs(self.params)
 
     @property
     def status(self) -> str:
@@ -344,6 +377,11 @@ class RecordView:
                 "status": self.status, "duration": self.duration, "reason": self.reason,
                 "version": (self.version or "")[:10]}
 
+    def _repr_html_(self) -> str:
+        from .display import record_html
+
+        return record_html(self)
+
     def __repr__(self) -> str:
         return f"<RecordView {self.label} {self.taskname} {self.status}>"
 
@@ -421,6 +459,18 @@ class _Filter:
             return True
 
         return self._view._where(keep)
+
+    def where(self, *conditions: str) -> RecordStoreView:
+        """Conditions as text, all of which must hold: ``where("dt>=0.3", "nbins=2")``
+        (see :func:`parse_condition`; the same comparisons as :meth:`params`)."""
+        spec: dict[str, dict[str, Any]] = {}
+        view = self._view
+        for op, name, value in map(parse_condition, conditions):
+            if name in spec.setdefault(op, {}):  # e.g. two bounds of one kind
+                view = view.filter.params(**{op: {name: value}})
+            else:
+                spec[op][name] = value
+        return view.filter.params(**spec) if spec else view
 
 
 class RecordStoreView:
@@ -512,13 +562,15 @@ class RecordStoreView:
 
         return reproduce(self, rtol=rtol, atol=atol, tag=tag)
 
-    def table(self) -> list[dict[str, Any]]:
-        """One summary dict per record, with the inputs as dotted columns."""
+    def table(self, params: list[str] | None = None) -> list[dict[str, Any]]:
+        """One summary dict per record, with the inputs as dotted columns (``params``:
+        only these inputs)."""
         result = []
         for record in self:
             row = record.summary()
-            for name, value in flatten_inputs(record.inputs).items():
-                row[name] = summarize(value)
+            flat = flatten_inputs(record.inputs)
+            for name in flat if params is None else params:
+                row[name] = summarize(flat.get(name, ""))
             result.append(row)
         return result
 
@@ -532,14 +584,9 @@ class RecordStoreView:
         return pd.DataFrame(self.table())
 
     def _repr_html_(self) -> str:
-        head = ("label", "task", "status", "duration", "reason")
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(_fmt(r.summary()[k])))}</td>"
-                             for k in head) + "</tr>"
-            for r in self[:50])
-        more = f"<p>… and {len(self) - 50} more</p>" if len(self) > 50 else ""
-        th = "".join(f"<th>{k}</th>" for k in head)
-        return f"<table><tr>{th}</tr>{cells}</table>{more}"
+        from .display import records_html
+
+        return records_html(self)
 
     def __repr__(self) -> str:
         return f"<RecordStoreView of {self.project.name}: {len(self)} records>"
@@ -562,6 +609,17 @@ def _read(project: config.Project, query: Query) -> list[dict[str, Any]]:
 
 def _fmt(value: Any) -> Any:
     return f"{value:.3g}s" if isinstance(value, float) else (value or "")
+
+
+def find(label: str, project: config.Project | None = None) -> RecordView:
+    """The record with this label, or the only one starting with it (only the matching
+    rows are read: fast on large stores)."""
+    return RecordStoreView.select(Query(label_prefix=label), project).get(label)
+
+
+def input_columns(records: Iterable[RecordView]) -> list[str]:
+    """The dotted input names of ``records``, in order of first appearance."""
+    return list(dict.fromkeys(k for r in records for k in flatten_inputs(r.inputs)))
 
 
 def flatten_inputs(inputs: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,14 +13,15 @@ PKG = Path(__file__).resolve().parents[1] / "smttask"
 # Layers, bottom up: a module may import its own layer's modules (without cycles) and
 # any lower layer, never a higher one. Only the package's entry points import cli.
 LAYERS = [
-    {"errors", "_fs", "typing", "compare"},
+    {"errors", "_fs", "_svg", "typing", "closeness"},
     {"config", "digest"},
     {"outputs", "repo"},
     {"provenance"},
     {"task"},
     {"taskfile", "recorded", "decorators", "workflows", "replay"},
-    {"view", "jobs", "reproduce"},
-    {"explain", "maintenance", "executors", "export", "scaffold", "crate"},
+    {"view", "jobs", "display", "graph", "reproduce"},
+    {"compare", "explain", "maintenance", "templates", "executors", "export", "scaffold",
+     "crate"},
     {"batch"},
     {"cli"},
     {"__init__", "__main__"},  # the package's face: lazy names, python -m smttask
@@ -28,8 +29,9 @@ LAYERS = [
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 # Upward imports that are deliberate, each inside a function: Task's convenience methods
-# (desc, save, from_desc) hand over to the task-file module.
-ALLOWED_UP = {("task", "taskfile")}
+# (desc, save, from_desc) hand over to the task-file module, its displays (graph(),
+# _repr_html_) to the graph and display modules.
+ALLOWED_UP = {("task", "taskfile"), ("task", "graph"), ("task", "display")}
 
 
 def modules() -> dict[str, ast.Module]:

@@ -18,8 +18,10 @@ __all__ = ["main"]
 
 # name -> (module, attribute, one-line help); filled in as command groups are added.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "diff": ("smttask.cli.store", "diff", "Which inputs differ: task files or records."),
     "export": ("smttask.cli.export", "export", "Task files as Snakemake; records as RO-Crates."),
-    "project": ("smttask.cli.project", "project", "Create and configure a project."),
+    "graph": ("smttask.cli.graph", "graph", "The task graph of task files: tree, DOT, SVG."),
+    "project": ("smttask.cli.project", "project", "Create, update and configure a project."),
     "reproduce": ("smttask.cli.reproduce", "reproduce",
                   "Rerun records at their commit; compare the outputs."),
     "run": ("smttask.cli.run", "run", "Run task files, in parallel, with progress."),

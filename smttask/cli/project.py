@@ -1,4 +1,5 @@
-"""``smttask project``: create a project, edit its dirty directories, show its state."""
+"""``smttask project``: create a project, update it from its template, edit its dirty
+directories, show its state."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ __all__ = ["project"]
 
 @click.group("project")
 def project() -> None:
-    """Create and configure an smttask project."""
+    """Create, update (from its template) and configure an smttask project."""
 
 
 @project.command("init")
@@ -153,3 +154,42 @@ def info() -> None:
 
     for key, value in project_info(config.find_project()):
         click.echo(f"{key:>20}: {value}")
+
+
+@project.command("update")
+@click.option("--dry-run", is_flag=True, help="Only show what would change.")
+def update(dry_run: bool) -> None:
+    """Bring the project's files up to date with its template (the one that created it,
+    as shipped with this smttask), keeping your edits.
+
+    Each file the template wrote is merged three ways: the earlier render (kept in
+    .smttask-template.json), your version, and the new render. Changes of yours stay;
+    where you and the template changed the same lines, the file gets conflict markers
+    (<<<<<<< yours … >>>>>>> template) and is listed: resolve them, then commit. Files
+    to be changed must have no uncommitted changes. Exit status 1 when there are
+    conflicts.
+
+    \b
+    Examples:
+      smttask project update --dry-run     what would change
+      smttask project update && git diff   update, then review
+    """
+    from ..templates import update as do_update
+
+    report = do_update(dry_run=dry_run)
+    click.echo(f"{report.template} template: smttask {report.old_version} → "
+               f"{report.new_version}{' (dry run: nothing written)' if dry_run else ''}")
+    for done in report.files:
+        click.echo(f"  {done}")
+    if report.gitignore_added:
+        click.echo(f"  + .gitignore: {', '.join(report.gitignore_added)}")
+    for note in report.notes:
+        click.echo(f"Note: {note}")
+    if report.conflicts:
+        names = ", ".join(f.path for f in report.conflicts)
+        click.echo(f"{len(report.conflicts)} file(s) with conflicts: {names}; resolve the "
+                   "<<<<<<< markers, then commit", err=True)
+        sys.exit(1)
+    if not dry_run:
+        click.echo(f"{len(report.changed)} file(s) changed; review with `git diff`, then "
+                   "commit" if report.changed else "nothing to change")
