@@ -133,22 +133,31 @@ class Display:
 
 
 def _failures(jobs: Iterable[Any], width: int) -> RenderableType:
-    """One entry per task: state, task file and record label (never split), the reason
-    below them, wrapped."""
+    """One entry per task: state, task file and record label (never split: a name too
+    long for the terminal is cut in the middle), the reason below them, wrapped."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     room = width - 2 - len("skipped")  # the second column's width
     for job in jobs:
-        head = Text(job.name)
+        name = _middle(job.name, room)
+        head = Text(name)
         if job.label:
             record = f"record {job.label}"
-            head.append(("  " if len(job.name) + 2 + len(record) <= room else "\n") + record,
+            head.append(("  " if len(name) + 2 + len(record) <= room else "\n") + record,
                         style="cyan")
         body = Text.assemble(head, "\n", (job.error or "", "dim")) if job.error else head
         grid.add_row(Text(str(job.state), style="red" if job.state == "failed" else "yellow"),
                      body)
     return grid
+
+
+def _middle(name: str, room: int) -> str:
+    """``name``, or its start and end around "…" if it is longer than ``room``."""
+    if len(name) <= room or room < 9:
+        return name
+    head = (room - 1) // 2
+    return f"{name[:head]}…{name[len(name) - (room - 1 - head):]}"
 
 
 def _counts(batch: Any, done: bool = False) -> str:
