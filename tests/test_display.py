@@ -3,12 +3,9 @@ pseudo-terminal read by a terminal emulator), and the summary at 80 and 120 colu
 
 from __future__ import annotations
 
-import os
 import re
 
-import pexpect
-import pyte
-from conftest import GIT_ENV, SMTTASK
+from terminal import Terminal
 
 from smttask import provenance
 
@@ -35,50 +32,6 @@ def simulate_the_whole_population(n: int) -> int:
 BAR = re.compile("[━╸╺]")
 
 
-class Terminal:
-    """A program in a pseudo-terminal of ``columns`` × ``lines``, its output fed to a
-    terminal emulator as it arrives."""
-
-    def __init__(self, args: list[str], cwd, columns: int, lines: int, env: dict) -> None:
-        self.screen = pyte.HistoryScreen(columns, lines, history=5000)
-        self.stream = pyte.Stream(self.screen)
-        base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        self.child = pexpect.spawn(SMTTASK, args, cwd=str(cwd), encoding="utf-8",
-                                   env={**base, **GIT_ENV, "TERM": "xterm-256color", **env},
-                                   dimensions=(lines, columns), timeout=180)
-
-    def run(self, each=None) -> int:
-        """Read until the program ends, calling ``each(self)`` after every chunk."""
-        while True:
-            try:
-                chunk = self.child.read_nonblocking(65536, timeout=180)
-            except pexpect.EOF:
-                break
-            self.stream.feed(chunk)
-            if each is not None:
-                each(self)
-        self.child.close()
-        return self.child.exitstatus
-
-    def rows(self) -> list[str]:
-        return [line.rstrip() for line in self.screen.display]
-
-    def transcript(self) -> list[str]:
-        """Every line that scrolled off the top, then the screen."""
-        cols = self.screen.columns
-        scrolled = ["".join(row[x].data for x in range(cols)).rstrip()
-                    for row in self.screen.history.top]
-        lines = scrolled + self.rows()
-        while lines and not lines[-1]:
-            lines.pop()
-        return lines
-
-    def colours(self, row: int, pattern: re.Pattern) -> set[str]:
-        """The foreground colours of the characters matching ``pattern`` on a screen row."""
-        line = self.screen.buffer[row]
-        return {line[x].fg for x in range(self.screen.columns) if pattern.match(line[x].data)}
-
-
 def make_tasks(proj, n: int = 4):
     """``n`` task files of talking tasks (task 2 fails); the tasks' module."""
     tasks = proj.module(TALK)
@@ -90,7 +43,7 @@ def make_tasks(proj, n: int = 4):
 def test_printing_tasks_leave_no_bar_fragment_at_80_columns(proj):
     tasks = make_tasks(proj)
     term = Terminal(["run", "-n", "2", "--show-output", "tasks"], proj.root, 80, 24,
-                    {"PYTHONPATH": str(proj.root)})
+                    env={"PYTHONPATH": str(proj.root)})
     frames: list[list[str]] = []
 
     def watch(t: Terminal) -> None:
@@ -98,7 +51,7 @@ def test_printing_tasks_leave_no_bar_fragment_at_80_columns(proj):
         if bars:
             frames.append(t.rows()[bars[0]:bars[0] + 2])
 
-    assert term.run(watch) == 1
+    assert term.finish(watch) == 1
     seen = term.transcript()
     # One bar in the whole transcript: the last one; no copy of it was left behind and
     # no printed line was glued to it.
@@ -125,8 +78,8 @@ def test_printing_tasks_leave_no_bar_fragment_at_80_columns(proj):
 def test_at_120_columns_the_counts_share_the_bar_line(proj):
     make_tasks(proj, 3)
     term = Terminal(["run", "-n", "2", "tasks"], proj.root, 120, 40,
-                    {"PYTHONPATH": str(proj.root)})
-    assert term.run() == 1
+                    env={"PYTHONPATH": str(proj.root)})
+    assert term.finish() == 1
     [bar] = [line for line in term.transcript() if BAR.search(line)]
     assert re.fullmatch(r"[━╸╺ ]+ 3/3 · ran 2 · loaded 0 · failed 1 · 0:00:\d\d", bar), bar
     assert not any("line 0 of task" in line for line in term.transcript())  # stdout: hidden
