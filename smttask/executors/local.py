@@ -13,16 +13,15 @@ cannot break into the display. Records still capture the task's output in the wo
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import io
 import itertools
 import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -37,6 +36,7 @@ from ..jobs import (
     execute,
     message,
 )
+from .output import LineWriter, Stream, redirect
 
 __all__ = ["LocalExecutor", "PRELOAD"]
 
@@ -50,7 +50,7 @@ def _worker(conn: Connection, number: int, settings: WorkerSettings,
             streams: list[Connection]) -> None:
     os.environ["SMTTASK_PROCESS_NUM"] = str(number)
     if streams:
-        _redirect(streams)
+        redirect(streams)
     handler = _Interrupt()
     signal.signal(signal.SIGINT, handler)
     settings.prepare()
@@ -74,21 +74,6 @@ def _worker(conn: Connection, number: int, settings: WorkerSettings,
         conn.send(report)
 
 
-def _redirect(streams: list[Connection]) -> None:
-    """Point this process's stdout and stderr (file descriptors 1 and 2) at the pipes."""
-    for fd, name, pipe in zip((1, 2), ("stdout", "stderr"), streams, strict=True):
-        old = getattr(sys, name)
-        if old is not None:
-            old.flush()
-        os.dup2(pipe.fileno(), fd)
-        pipe.close()
-        if old is None:
-            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115
-        stream = getattr(sys, name)
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(line_buffering=True)
-
-
 class _Interrupt:
     """SIGINT handler for a worker: raise KeyboardInterrupt once, while a job runs."""
 
@@ -101,61 +86,11 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-class _Lines:
-    """Text arriving in pieces, cut into lines; of a line redrawn with carriage returns
-    (a progress bar), only its last state."""
-
-    def __init__(self) -> None:
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.partial = ""
-
-    def feed(self, data: bytes | str) -> list[str]:
-        text = data if isinstance(data, str) else self.decoder.decode(data)
-        *lines, self.partial = (self.partial + text).split("\n")
-        return [_last_state(line) for line in lines]
-
-    def end(self) -> list[str]:
-        """The unfinished last line, if any."""
-        text, self.partial = self.partial + self.decoder.decode(b"", final=True), ""
-        return [_last_state(text)] if text.strip("\r") else []
-
-
-def _last_state(line: str) -> str:
-    return line.rstrip("\r").rsplit("\r", 1)[-1]
-
-
-@dataclass(eq=False)
-class _Stream:
-    """This end of a worker's stdout or stderr pipe."""
-
-    name: str
-    conn: Connection
-    lines: _Lines = field(default_factory=_Lines)
-    open: bool = True
-
-    def read(self) -> list[str]:
-        """The complete lines that have arrived (never blocks)."""
-        found: list[str] = []
-        while self.open:
-            try:
-                data = os.read(self.conn.fileno(), 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                data = b""
-            if not data:  # the worker is gone
-                self.open = False
-                found += self.lines.end()
-                break
-            found += self.lines.feed(data)
-        return found
-
-
 @dataclass(eq=False)
 class _Worker:
     proc: Any
     conn: Connection
-    streams: list[_Stream]
+    streams: list[Stream]
 
 
 class _Pool:
@@ -184,7 +119,7 @@ class _Pool:
         for name, (reader, writer) in zip(("stdout", "stderr"), pipes, strict=False):
             writer.close()
             os.set_blocking(reader.fileno(), False)
-            streams.append(_Stream(name, reader))
+            streams.append(Stream(name, reader))
         return _Worker(proc, ours, streams)
 
     def restart(self, index: int) -> None:
@@ -207,8 +142,14 @@ class _Pool:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)
             worker.conn.close()
+        limit = time.monotonic() + 0.5 if force else None
         for worker in self.workers:
-            worker.proc.join(timeout=None if not force else 0.5)
+            while worker.proc.is_alive() and (limit is None or time.monotonic() < limit):
+                worker.proc.join(timeout=0.1)
+                for stream in worker.streams:  # a full pipe would keep it from exiting
+                    for line in stream.read():
+                        if leftover is not None:
+                            leftover(stream.name, line)
             if worker.proc.is_alive():
                 worker.proc.terminate()
                 worker.proc.join(timeout=2)
@@ -269,8 +210,8 @@ class LocalExecutor:
             yield
             return
         output = self.output
-        out = _LineWriter(lambda line: output(job, "stdout", line))
-        err = _LineWriter(lambda line: output(job, "stderr", line))
+        out = LineWriter(lambda line: output(job, "stdout", line))
+        err = LineWriter(lambda line: output(job, "stderr", line))
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 yield
@@ -340,7 +281,7 @@ class LocalExecutor:
             signal.signal(signal.SIGINT, previous)
         pool.close(leftover=self._leftover)
 
-    def _show(self, job: Job | None, stream: _Stream, lines: list[str]) -> None:
+    def _show(self, job: Job | None, stream: Stream, lines: list[str]) -> None:
         if self.output is not None:
             for line in lines:
                 self.output(job, stream.name, line)
@@ -361,30 +302,3 @@ class LocalExecutor:
             pool.restart(index)
             return Report(JobState.FAILED, error=f"worker process died (exit code {code})")
         return report
-
-
-class _LineWriter(io.TextIOBase):
-    """A text stream that hands each complete line to ``emit`` (the rest when closed)."""
-
-    def __init__(self, emit: Callable[[str], None]) -> None:
-        super().__init__()
-        self._emit = emit
-        self._lines = _Lines()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        for line in self._lines.feed(text):
-            self._emit(line)
-        return len(text)
-
-    def close(self) -> None:
-        if not self.closed:
-            for line in self._lines.end():
-                self._emit(line)
-        super().close()
