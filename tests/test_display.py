@@ -84,8 +84,8 @@ def test_at_120_columns_the_counts_share_the_bar_line(proj):
     assert re.fullmatch(r"[━╸╺ ]+ 3/3 · ran 2 · loaded 0 · failed 1 · 0:00:\d\d", bar), bar
     assert not any("line 0 of task" in line for line in term.transcript())  # stdout: hidden
     assert any(line.endswith("│ note from task 1") for line in term.transcript())  # stderr
-    assert term.transcript()[-1] == "the output of 3 tasks is in the records only (smttask " \
-        "store show LABEL; --show-output prints it)"
+    assert term.transcript()[-1] == \
+        "output of 3 tasks: in their records (smttask store show), or use --show-output"
 
 
 def test_output_is_kept_for_the_record_and_the_summary_says_where(proj):
@@ -95,7 +95,7 @@ def test_output_is_kept_for_the_record_and_the_summary_says_where(proj):
     assert proc.returncode == 1
     assert "line 0 of task" not in proc.stderr  # stdout is for the records by default
     assert re.search(r"^talk \w{6} │ note from task 3$", proc.stderr, re.M)  # stderr is shown
-    assert "the output of 4 tasks is in the records only (smttask store show LABEL" \
+    assert "output of 4 tasks: in their records (smttask store show), or use --show-output" \
         in proc.stderr
     records = [provenance.get_record(proj.project, label)
                for label in provenance.labels(proj.project)]
@@ -112,7 +112,7 @@ def test_one_worker_shows_output_unprefixed(proj):
     assert proc.returncode == 0
     lines = proc.stderr.splitlines()
     assert "line 3 of task 0" in lines and "note from task 1" in lines  # in this process
-    assert "the output of" not in proc.stderr
+    assert "output of" not in proc.stderr
     rec = provenance.get_record(proj.project, provenance.labels(proj.project)[0])
     assert "line 0 of task" in rec.stdout_stderr and "note from task" in rec.stdout_stderr
 

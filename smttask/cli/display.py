@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 from rich.progress import (
@@ -25,6 +25,9 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from ..jobs import BatchResult, Job
 
 __all__ = ["WIDE", "Display"]
 
@@ -57,7 +60,7 @@ class Display:
 
     # --- events ----------------------------------------------------------------------------
 
-    def __call__(self, kind: str, job: Any, batch: Any) -> None:
+    def __call__(self, kind: str, job: Job | None, batch: BatchResult) -> None:
         if kind == "planned":
             for _, reason in batch.invalid:
                 self.console.print(Text.assemble(("invalid ", "red"), reason), soft_wrap=True)
@@ -65,7 +68,7 @@ class Display:
             if self.live:
                 self.progress = _Bar(self.console, len(batch.jobs), _counts(batch))
                 self.progress.start()
-        elif kind == "finished":
+        elif kind == "finished" and job is not None:
             self.done += 1
             if self.progress is not None:
                 self._update(batch)
@@ -77,7 +80,7 @@ class Display:
             self._update(batch, done=True)
             self.progress.stop()
 
-    def output(self, job: Any, stream: str, line: str) -> None:
+    def output(self, job: Job | None, stream: str, line: str) -> None:
         """One line a task printed: shown above the bar, or kept for the record only."""
         if self.quiet:
             return
@@ -92,14 +95,14 @@ class Display:
         text.append_text(Text.from_ansi(line))
         self.console.print(text, soft_wrap=True, highlight=False)
 
-    def _update(self, batch: Any, done: bool = False) -> None:
+    def _update(self, batch: BatchResult, done: bool = False) -> None:
         assert self.progress is not None
         if done:
             self.progress.colour(_outcome(batch))
         self.progress.update(self.progress.bar, completed=self.done,
                              counts=_counts(batch, done))
 
-    def _line(self, job: Any, total: int) -> None:
+    def _line(self, job: Job, total: int) -> None:
         width = len(str(total))
         extra = f"  record {job.label}" if job.label else ""
         error = f"  {job.error}" if job.error else ""
@@ -110,7 +113,7 @@ class Display:
 
     # --- the summary -----------------------------------------------------------------------
 
-    def summary(self, batch: Any) -> None:
+    def summary(self, batch: BatchResult) -> None:
         """The tasks that did not finish (names and labels whole, whatever the width),
         the counts, and where hidden output went."""
         problems = [j for j in batch.jobs if not j.state.succeeded]
@@ -126,13 +129,12 @@ class Display:
                            highlight=False, markup=False)
         if self.hidden and not self.quiet:
             n = len(self.hidden)
-            whose = "1 task" if n == 1 else f"{n} tasks"
-            self.console.print(Text(f"the output of {whose} is in the records only "
-                                    "(smttask store show LABEL; --show-output prints it)",
-                                    style="dim"))
+            whose = "1 task: in its record" if n == 1 else f"{n} tasks: in their records"
+            self.console.print(Text(f"output of {whose} (smttask store show), or use "
+                                    "--show-output", style="dim"))
 
 
-def _failures(jobs: Iterable[Any], width: int) -> RenderableType:
+def _failures(jobs: Iterable[Job], width: int) -> RenderableType:
     """One entry per task: state, task file and record label (never split: a name too
     long for the terminal is cut in the middle), the reason below them, wrapped."""
     grid = Table.grid(padding=(0, 2))
@@ -160,7 +162,7 @@ def _middle(name: str, room: int) -> str:
     return f"{name[:head]}…{name[len(name) - (room - 1 - head):]}"
 
 
-def _counts(batch: Any, done: bool = False) -> str:
+def _counts(batch: BatchResult, done: bool = False) -> str:
     stopped = batch.count("failed") + batch.count("skipped") + batch.count("killed")
     parts = [f"[green]ran {batch.count('ran')}[/]", f"loaded {batch.count('loaded')}",
              f"[red]failed {stopped}[/]" if stopped else "failed 0"]
@@ -169,7 +171,7 @@ def _counts(batch: Any, done: bool = False) -> str:
     return " · ".join(parts)
 
 
-def _outcome(batch: Any) -> str:
+def _outcome(batch: BatchResult) -> str:
     """The finished bar's colour."""
     if batch.interrupted:
         return "yellow"
