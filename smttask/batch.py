@@ -23,7 +23,7 @@ from typing import Any
 from . import config, jobs, taskfile
 from .config import SlurmSection
 from .errors import ExecutorError, ProjectNotFoundError, SmttaskError, TaskFileError, UsageError
-from .jobs import BatchResult, Event, JobState, WorkerSettings
+from .jobs import BatchResult, Event, JobState, Output, WorkerSettings
 from .provenance import Query
 from .view import RecordStoreView
 
@@ -51,12 +51,16 @@ class RunOptions:
 
 
 def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = None, *,
-        on_event: Event | None = None, **settings: Any) -> BatchResult:
+        on_event: Event | None = None, on_output: Output | None = None,
+        **settings: Any) -> BatchResult:
     """Run the task files in ``paths``; see the module docstring.
 
     Options come as a :class:`RunOptions` or as keywords (``run("tasks", jobs=4)``).
     ``on_event(kind, job, batch)`` is called with kind ``"planned"``, ``"started"``,
     ``"finished"`` (job state set) and ``"done"``, for progress displays.
+    ``on_output(job, stream, line)``, if given, gets every line the tasks print (stream
+    ``"stdout"`` or ``"stderr"``) instead of the terminal (local executor, not ``pdb``);
+    records capture the output either way.
     """
     opts = replace(options or RunOptions(), **settings)
     opts = replace(opts, allow=tuple(opts.allow))
@@ -84,7 +88,7 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
         expected = {}
         if opts.executor == "slurm" and project is not None:
             expected = typical_durations(project, (j.task.taskname for j in batch.jobs))
-        _executor(opts, project, expected).run(batch, settings_, notify)
+        _executor(opts, project, expected, on_output).run(batch, settings_, notify)
     finally:
         batch.elapsed = time.perf_counter() - started
     if opts.record and not opts.keep:
@@ -155,12 +159,12 @@ def typical_durations(project: config.Project, tasknames: Iterable[str]) -> dict
 
 
 def _executor(opts: RunOptions, project: config.Project | None,
-              expected: dict[str, float]) -> Any:
+              expected: dict[str, float], on_output: Output | None = None) -> Any:
     if opts.executor == "local":
         from .executors.local import LocalExecutor
 
         size = max(1, opts.jobs or os.cpu_count() or 1)
-        return LocalExecutor(size, opts.retries, opts.fail_fast, opts.pdb)
+        return LocalExecutor(size, opts.retries, opts.fail_fast, opts.pdb, on_output)
     if opts.executor == "slurm":
         from .executors.slurm import SlurmExecutor
 

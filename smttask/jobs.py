@@ -32,6 +32,7 @@ __all__ = [
     "Job",
     "JobState",
     "Message",
+    "Output",
     "Report",
     "WorkerSettings",
     "check_repo",
@@ -173,6 +174,10 @@ class BatchResult:
 #: ``on_event(kind, job, batch)``: kind is "planned", "started", "finished" or "done".
 Event = Callable[[str, "Job | None", BatchResult], None]
 
+#: ``on_output(job, stream, line)``: one line a task printed; stream is "stdout" or
+#: "stderr"; job is None for what a worker printed between jobs.
+Output = Callable[["Job | None", str, str], None]
+
 
 def load_all(files: list[Path], allow: tuple[str, ...]
              ) -> tuple[list[tuple[Path, Task]], list[tuple[Path, str]]]:
@@ -307,8 +312,7 @@ def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = Fals
         report.state, report.error = JobState.KILLED, "interrupted"
     except Exception as exc:  # a worker reports every failure, the project's own bugs too
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        report.error = (str(exc) if isinstance(exc, SmttaskError)
-                        else f"{type(exc).__name__}: {exc}")
+        report.error = _reason(exc, task)
         report.traceback = "".join(traceback.format_exception(cause))
         if pdb_on_error:
             import pdb
@@ -320,3 +324,15 @@ def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = Fals
         report.label = task.record_label
     report.duration = time.perf_counter() - start
     return report
+
+
+def _reason(exc: Exception, task: Task | None) -> str:
+    """Why a job failed, without the task's name and digest (a summary shows them)."""
+    text = str(exc) if isinstance(exc, SmttaskError) else f"{type(exc).__name__}: {exc}"
+    if task is None:
+        return text
+    for prefix in (f"{task.taskname} ({task.digest}) failed: ",
+                   f"{task.taskname} ({task.digest}): ", f"{task.taskname} "):
+        if text.startswith(prefix):
+            return text.removeprefix(prefix)
+    return text

@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +40,12 @@ class Template:
     dirty_suggestions: tuple[str, ...]
 
 
+# Descriptions fit an 80-column terminal after the wizard's "  Description: ".
 TEMPLATES = {
-    "package": Template("package", "a complete research project: a package with an example "
-                        "task, run.py, reports/ and labnotes/", ("reports", "labnotes")),
-    "minimal": Template("minimal", "smttask in an existing repository: only smttask.toml, "
-                        ".smt/ and .gitignore lines", ("reports", "labnotes", "notebooks")),
+    "package": Template("package", "a new project: a package, an example task, run.py, "
+                        "reports/", ("reports", "labnotes")),
+    "minimal": Template("minimal", "an existing repository: only smttask.toml, .smt/, "
+                        ".gitignore", ("reports", "labnotes", "notebooks")),
 }
 
 
@@ -135,15 +137,25 @@ def defaults(dest: Path) -> dict[str, Any]:
             "git": not repo.in_repository(dest)}
 
 
-def _validator(check: Callable[[str], Any]) -> Callable[[str], bool | str]:
-    def validate(text: str) -> bool | str:
-        try:
-            check(text)
-        except ValueError as exc:
-            return str(exc)
-        return True
+def _ask_text(message: str, default: str, check: Callable[[str], Any]) -> str:
+    """A text question, asked again until ``check`` accepts the answer; each refusal is
+    explained on the lines below the answer (questionary's own validation prints on the
+    terminal's last row, far from the question)."""
+    import questionary
 
-    return validate
+    while True:
+        answer = questionary.text(message, default=default).unsafe_ask().strip()
+        try:
+            check(answer)
+        except ValueError as exc:
+            width = min(shutil.get_terminal_size().columns, 80) - 1
+            for line in textwrap.wrap(str(exc), width, initial_indent="  ✗ ",
+                                      subsequent_indent="    ", break_long_words=False,
+                                      break_on_hyphens=False):
+                questionary.print(line, style="fg:ansired")
+            default = answer  # to be corrected rather than typed again
+            continue
+        return answer
 
 
 def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = False,
@@ -159,33 +171,33 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
         return make_answers(**values)
     import questionary
 
+    # Each question with a typical answer fits one line of an 80-column terminal.
     def text(key: str, message: str, check: Callable[[str], Any]) -> None:
         if given.get(key) is None:
-            values[key] = questionary.text(message, default=str(values[key]),
-                                           validate=_validator(check)).unsafe_ask().strip()
+            values[key] = _ask_text(message, str(values[key]), check)
 
     text("name", "Project name:", config.check_name)
     if given.get("template") is None:
         values["template"] = questionary.select(
             "Template:", default=values["template"],
-            choices=[questionary.Choice(f"{t.name}: {t.description}", value=t.name)
+            choices=[questionary.Choice(t.name, value=t.name, description=t.description)
                      for t in TEMPLATES.values()]).unsafe_ask()
     text("input", "Input datastore (earlier results are found here):", config.normalise_relpath)
     values["input"] = config.normalise_relpath(values["input"])
     if given.get("output") is None:
         values["output"] = f"{values['input']}/run_dump"
-    text("output", "Output datastore (results are written here; inside the input one):",
+    text("output", "Output datastore (new results; inside the input one):",
          lambda v: config.check_output(v, values["input"]))
     if given.get("dirty_directories") is None:
         suggestions = TEMPLATES[values["template"]].dirty_suggestions
         chosen = questionary.checkbox(
-            "Dirty directories (uncommitted changes there never block a run):",
+            "Dirty directories (changes there never block a run):",
+            instruction="(space, enter)",
             choices=[questionary.Choice(d, checked=i < 2) for i, d in enumerate(suggestions)],
         ).unsafe_ask()
-        extra = questionary.text(
-            "Other dirty directories (comma-separated, empty for none):",
-            validate=_validator(lambda v: [config.normalise_relpath(d) for d in
-                                           v.split(",") if d.strip()])).unsafe_ask()
+        extra = _ask_text("Other dirty directories (comma-separated, empty for none):", "",
+                          lambda v: [config.normalise_relpath(d) for d in v.split(",")
+                                     if d.strip()])
         values["dirty_directories"] = chosen + [d.strip() for d in extra.split(",") if d.strip()]
     if given.get("on_changed") is None:
         values["on_changed"] = questionary.select(

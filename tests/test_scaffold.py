@@ -34,6 +34,7 @@ def test_wizard_in_a_terminal_with_one_corrected_answer(tmp_path):
     child.sendcontrol("u")
     child.send("bad/name\r")
     child.expect("not a valid project name")  # explained, asked again
+    child.expect("Project name")
     child.sendcontrol("u")
     child.send("Death Star\r")
     child.expect("Template")
@@ -245,3 +246,55 @@ def test_malformed_config_is_one_line(proj):
     assert proc.returncode == ConfigError.exit_code
     assert proc.stderr.startswith("Error: smttask.toml: paths: the output datastore")
     assert proc.stderr.count("\n") == 1
+
+
+def test_the_wizard_fits_80_columns_and_explains_next_to_the_question(tmp_path):
+    from terminal import Terminal
+
+    term = Terminal(["project", "init", "myproj"], tmp_path, 80, 24)
+    term.expect(r"^\? Project name: myproj")
+    term.send("\x15bad/name\r")
+    term.expect("not a valid project name")
+    rows = term.rows()
+    at = rows.index("? Project name: bad/name")
+    # The reason is right below the answer, wrapped at words, and asked again below it.
+    assert rows[at + 1].startswith("  ✗ 'bad/name' is not a valid project name")
+    assert rows[at + 2].startswith("    ") and rows[at + 3] == "? Project name: bad/name"
+    assert not any(rows[at + 4:]), rows  # nothing on the last rows
+    term.send("\x15Death Star\r")
+    term.expect("Description:")
+    rows = term.rows()
+    assert "  Description: a new project: a package, an example task, run.py, reports/" \
+        in rows  # whole, within 80 columns
+    term.send("\r")
+    term.expect("Input datastore")
+    term.send("\r")
+    term.expect("Output datastore")
+    term.send("\r")
+    term.expect("Dirty directories")
+    assert "? Dirty directories (changes there never block a run): (space, enter)" \
+        in term.rows()
+    term.send("\r")
+    term.expect("Other dirty")
+    term.send("notes, figs\r")
+    term.expect("When code has")
+    term.send("\r")
+    term.expect("Record store")
+    term.send("\r")
+    term.expect("create one with a first commit")
+    term.send("y")
+    term.expect("Create the project")
+    rows = term.rows()
+    # Every question and its answer on one row of their own.
+    for line in ("? Project name: Death Star", "? Template: package",
+                 "? Input datastore (earlier results are found here): data",
+                 "? Output datastore (new results; inside the input one): data/run_dump",
+                 "? Dirty directories (changes there never block a run): done (2 selections)",
+                 "? Other dirty directories (comma-separated, empty for none): notes, figs",
+                 "? When code has uncommitted changes: error: refuse to record (commit first)",
+                 "? Record store (SQLite file, or a postgresql:// URL): .smt/records",
+                 "? No git repository here: create one with a first commit? Yes"):
+        assert line in rows, (line, rows)
+    term.send("n")
+    assert term.finish() == 1  # declined: nothing created
+    assert not (tmp_path / "myproj").exists()

@@ -2,96 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
 
 import click
 
 __all__ = ["run"]
-
-
-class _Display:
-    """Progress for a batch: a rich bar on a terminal, one line per task otherwise."""
-
-    def __init__(self, quiet: bool, verbose: int, live: bool = True) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.quiet = quiet
-        self.verbose = verbose
-        self.live = live and self.console.is_terminal and not quiet
-        self.progress: Any = None
-        self.bar: Any = None
-        self.done = 0
-
-    def __call__(self, kind: str, job: Any, batch: Any) -> None:
-        if kind == "planned":
-            for _, reason in batch.invalid:
-                self.console.print(f"[red]invalid[/] {reason}", highlight=False, soft_wrap=True)
-            if self.live:
-                self._start(len(batch.jobs))
-        elif kind == "finished":
-            self.done += 1
-            if self.live:
-                self._update(batch)
-            elif not self.quiet or job.state not in ("ran", "loaded"):
-                self._line(job, len(batch.jobs))
-        elif kind == "started" and self.live:
-            self._update(batch)
-        elif kind == "done" and self.progress is not None:
-            self._update(batch)
-            self.progress.stop()
-
-    def _start(self, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]smttask run"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False,
-        )
-        self.bar = self.progress.add_task("run", total=total, counts="")
-        self.progress.start()
-
-    def _update(self, batch: Any) -> None:
-        counts = (f"[green]ran {batch.count('ran')}[/] · loaded {batch.count('loaded')} · "
-                  f"[red]failed {batch.count('failed') + batch.count('skipped')}[/] · "
-                  f"running {batch.count('running')}")
-        self.progress.update(self.bar, completed=self.done, counts=counts)
-
-    def _line(self, job: Any, total: int) -> None:
-        width = len(str(total))
-        extra = f"  record {job.label}" if job.label else ""
-        error = f"  {job.error}" if job.error else ""
-        self.console.print(
-            f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
-            f"{job.duration:.2f}s{extra}{error}", highlight=False, soft_wrap=True)
-
-
-def _summary(console: Any, batch: Any, verbose: int) -> None:
-    from rich.table import Table
-
-    problems = [j for j in batch.jobs if j.state not in ("ran", "loaded")]
-    if problems:
-        table = Table(title="Tasks that did not finish", title_justify="left")
-        for col in ("task file", "state", "record", "reason"):
-            table.add_column(col, overflow="fold")
-        for job in problems:
-            table.add_row(job.name, job.state, job.label or "", job.error)
-        console.print(table)
-    states = ("ran", "loaded", "failed", "skipped", "killed")
-    parts = [f"{batch.count(s)} {s}" for s in states if batch.count(s)]
-    if batch.invalid:
-        parts.append(f"{len(batch.invalid)} invalid")
-    console.print(f"{', '.join(parts) or 'nothing to do'} in {batch.elapsed:.1f}s"
-                  + (" (interrupted)" if batch.interrupted else ""), highlight=False)
 
 
 @click.command("run")
@@ -114,6 +30,9 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.option("--pdb", "use_pdb", is_flag=True,
               help="Run in this process and open the debugger where a task fails.")
 @click.option("--dry-run", is_flag=True, help="List which tasks would run or load; run nothing.")
+@click.option("--show-output", is_flag=True,
+              help="Print what the tasks write to stdout above the progress bar (by default "
+                   "it is kept in their records only; stderr is always shown).")
 @click.option("--import", "imports", multiple=True, metavar="PKG",
               help="Also allow task files to import PKG (repeatable).")
 @click.option("--executor", type=click.Choice(["local", "slurm"]), default="local",
@@ -136,7 +55,8 @@ def _summary(console: Any, batch: Any, verbose: int) -> None:
 @click.pass_context
 def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute: bool,
         recompute_stale: bool, reason: str | None, record: bool, keep: bool, retries: int,
-        fail_fast: bool, use_pdb: bool, dry_run: bool, imports: tuple[str, ...], executor: str,
+        fail_fast: bool, use_pdb: bool, dry_run: bool, show_output: bool,
+        imports: tuple[str, ...], executor: str,
         partition: str | None, time_limit: str | None, cpus: int | None, mem: str | None,
         array_parallelism: int | None, tasks_per_job: str | None, wait: bool,
         show_status: bool) -> None:
@@ -152,17 +72,21 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
       smttask run --executor slurm --time 2:00:00 --mem 8G tasks/
       smttask run -n 4 tasks/sweep*      four at a time
       smttask run --dry-run tasks/       what would run, what would load
+      smttask run --show-output tasks/   also print what the tasks print
       smttask run --pdb tasks/a.taskdesc.json   debug a failing task
     """
     from .. import batch as batches
+    from .display import Display
 
     if show_status:
         _slurm_status()
         return
     if not paths:
         raise click.UsageError("give task files or folders (or --status)")
-    verbose, quiet = ctx.obj.get("verbose", 0), ctx.obj.get("quiet", False)
-    display = _Display(quiet, verbose, live=not use_pdb)  # the debugger needs the terminal
+    quiet = ctx.obj.get("quiet", False)
+    workers = 1 if use_pdb else jobs or os.cpu_count() or 1
+    display = Display(quiet=quiet, live=not use_pdb,  # the debugger needs the terminal
+                      show_output=show_output, parallel=workers > 1)
     slurm = None
     if executor == "slurm":
         from .. import config
@@ -176,8 +100,8 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         paths, jobs=1 if use_pdb else jobs, record=record, recompute=recompute,
         recompute_stale=recompute_stale,
         reason=reason, retries=retries, fail_fast=fail_fast, keep=keep, dry_run=dry_run,
-        pdb=use_pdb, allow=imports, on_event=display, executor=executor, slurm=slurm,
-        wait=wait,
+        pdb=use_pdb, allow=imports, on_event=display, on_output=display.output,
+        executor=executor, slurm=slurm, wait=wait,
     )
     if executor == "slurm" and not wait:
         ids = sorted({j.slurm_id.split("_")[0] for j in batch.jobs if j.slurm_id})
@@ -190,7 +114,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         click.echo(f"{batch.count('would run')} would run, {batch.count('would load')} would "
                    f"load, {len(batch.invalid)} invalid", err=True)
         sys.exit(0 if not batch.invalid else 1)
-    _summary(display.console, batch, verbose)
+    display.summary(batch)
     if batch.interrupted:
         sys.exit(130)
     sys.exit(0 if batch.ok else 1)

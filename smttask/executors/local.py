@@ -4,6 +4,11 @@ Each worker (stable ``SMTTASK_PROCESS_NUM`` = 1…N) is fed one job at a time th
 own pipe and records its own runs, the record store being protected by its lock. Ctrl-C
 stops scheduling and interrupts running tasks (their records end ``_killed_``, no output
 is written); a second Ctrl-C stops at once.
+
+Given an ``output`` callback, what the tasks print goes there line by line instead of
+to the terminal (a progress display decides what to show): a worker's file descriptors
+1 and 2 are pipes that this process reads, so even output from C code or subprocesses
+cannot break into the display. Records still capture the task's output in the worker.
 """
 
 from __future__ import annotations
@@ -13,11 +18,25 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..jobs import BatchResult, Event, Job, JobState, Report, WorkerSettings, execute, message
+from ..jobs import (
+    BatchResult,
+    Event,
+    Job,
+    JobState,
+    Output,
+    Report,
+    WorkerSettings,
+    execute,
+    message,
+)
+from .output import LineWriter, Stream, redirect
 
 __all__ = ["LocalExecutor", "PRELOAD"]
 
@@ -27,8 +46,11 @@ PRELOAD = ["smttask.executors.local", "smttask.provenance", "sumatra.records",
            "sumatra.parameters", "sumatra.recordstore.django_store", "django.db"]
 
 
-def _worker(conn: Connection, number: int, settings: WorkerSettings) -> None:
+def _worker(conn: Connection, number: int, settings: WorkerSettings,
+            streams: list[Connection]) -> None:
     os.environ["SMTTASK_PROCESS_NUM"] = str(number)
+    if streams:
+        redirect(streams)
     handler = _Interrupt()
     signal.signal(signal.SIGINT, handler)
     settings.prepare()
@@ -45,6 +67,10 @@ def _worker(conn: Connection, number: int, settings: WorkerSettings) -> None:
         except KeyboardInterrupt:  # arrived between the task and its report
             report = Report(JobState.KILLED, error="interrupted")
         handler.armed = False
+        for stream in (sys.stdout, sys.stderr):  # the job's output before its report
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
         conn.send(report)
 
 
@@ -60,10 +86,18 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-class _Pool:
-    """N worker processes, each fed one job at a time through its own pipe."""
+@dataclass(eq=False)
+class _Worker:
+    proc: Any
+    conn: Connection
+    streams: list[Stream]
 
-    def __init__(self, size: int, settings: WorkerSettings) -> None:
+
+class _Pool:
+    """N worker processes, each fed one job at a time through its own pipe (and, to
+    capture their output, with their stdout and stderr piped here)."""
+
+    def __init__(self, size: int, settings: WorkerSettings, capture: bool = False) -> None:
         methods = multiprocessing.get_all_start_methods()
         method = "forkserver" if "forkserver" in methods else "spawn"
         ctx: Any = multiprocessing.get_context(method)
@@ -71,46 +105,74 @@ class _Pool:
             ctx.set_forkserver_preload(PRELOAD if settings.record else PRELOAD[:1])
         self.settings = settings
         self.ctx = ctx
+        self.capture = capture
         self.workers = [self._start(number) for number in range(1, size + 1)]
 
-    def _start(self, number: int) -> tuple[Any, Connection]:
+    def _start(self, number: int) -> _Worker:
         ours, theirs = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(theirs, number, self.settings),
-                                name=f"smttask-worker-{number}", daemon=True)
+        pipes = [self.ctx.Pipe(duplex=False) for _ in range(2)] if self.capture else []
+        proc = self.ctx.Process(target=_worker, name=f"smttask-worker-{number}", daemon=True,
+                                args=(theirs, number, self.settings, [w for _, w in pipes]))
         proc.start()
         theirs.close()
-        return proc, ours
+        streams = []
+        for name, (reader, writer) in zip(("stdout", "stderr"), pipes, strict=False):
+            writer.close()
+            os.set_blocking(reader.fileno(), False)
+            streams.append(Stream(name, reader))
+        return _Worker(proc, ours, streams)
 
     def restart(self, index: int) -> None:
+        for stream in self.workers[index].streams:
+            stream.open = False
+            stream.conn.close()
         self.workers[index] = self._start(index + 1)
 
     def interrupt(self) -> None:
-        for proc, _ in self.workers:
-            if proc.is_alive() and proc.pid:
+        for worker in self.workers:
+            if worker.proc.is_alive() and worker.proc.pid:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGINT)
+                    os.kill(worker.proc.pid, signal.SIGINT)
 
-    def close(self, force: bool = False) -> None:
-        for _, conn in self.workers:
+    def close(self, force: bool = False, leftover: Callable[[str, str], None] | None = None
+              ) -> None:
+        """Stop the workers; ``leftover(stream, line)`` gets what they printed last."""
+        for worker in self.workers:
             if not force:
                 with contextlib.suppress(OSError):
-                    conn.send(None)
-            conn.close()
-        for proc, _ in self.workers:
-            proc.join(timeout=None if not force else 0.5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=2)
+                    worker.conn.send(None)
+            worker.conn.close()
+        limit = time.monotonic() + 0.5 if force else None
+        for worker in self.workers:
+            while worker.proc.is_alive() and (limit is None or time.monotonic() < limit):
+                worker.proc.join(timeout=0.1)
+                for stream in worker.streams:  # a full pipe would keep it from exiting
+                    for line in stream.read():
+                        if leftover is not None:
+                            leftover(stream.name, line)
+            if worker.proc.is_alive():
+                worker.proc.terminate()
+                worker.proc.join(timeout=2)
+            for stream in worker.streams:
+                for line in [*stream.read(), *stream.lines.end()]:
+                    if leftover is not None:
+                        leftover(stream.name, line)
+                stream.conn.close()
 
 
 @dataclass
 class LocalExecutor:
-    """Run the jobs here (``jobs == 1`` or ``pdb``) or in ``jobs`` worker processes."""
+    """Run the jobs here (``jobs == 1`` or ``pdb``) or in ``jobs`` worker processes.
+
+    ``output``: where the lines the tasks print go (None: this process's stdout and
+    stderr, as they are; with ``pdb`` always so, the debugger needs the terminal).
+    """
 
     jobs: int = 1
     retries: int = 0
     fail_fast: bool = False
     pdb: bool = False
+    output: Output | None = None
 
     def run(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
         if self.jobs == 1 or self.pdb:
@@ -130,7 +192,9 @@ class LocalExecutor:
             while (job := next(batch.ready(), None)) is not None:
                 job.state = JobState.RUNNING
                 notify("started", job, batch)
-                report = execute(settings, message(job, settings.root), pdb_on_error=self.pdb)
+                with self._captured(job):
+                    report = execute(settings, message(job, settings.root),
+                                     pdb_on_error=self.pdb)
                 if report.state is JobState.KILLED:
                     job.state = JobState.KILLED
                     batch.interrupted = True
@@ -140,8 +204,25 @@ class LocalExecutor:
                 if self.fail_fast and job.state is JobState.FAILED:
                     return
 
+    @contextlib.contextmanager
+    def _captured(self, job: Job) -> Iterator[None]:
+        """While a job runs in this process: what it prints goes to ``output``."""
+        if self.output is None or self.pdb:
+            yield
+            return
+        output = self.output
+        out = LineWriter(lambda line: output(job, "stdout", line))
+        err = LineWriter(lambda line: output(job, "stderr", line))
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield
+        finally:
+            out.close()
+            err.close()
+
     def _run_pool(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
-        pool = _Pool(min(self.jobs, max(1, len(batch.jobs))), settings)
+        pool = _Pool(min(self.jobs, max(1, len(batch.jobs))), settings,
+                     capture=self.output is not None)
         busy: dict[int, Job] = {}
         stopping = False
         interrupts = 0
@@ -165,18 +246,26 @@ class LocalExecutor:
                     ready = list(itertools.islice(batch.ready(), len(free)))
                     for index, job in zip(free, ready, strict=False):
                         job.state, job.worker = JobState.RUNNING, index + 1
-                        pool.workers[index][1].send(message(job, settings.root))
+                        pool.workers[index].conn.send(message(job, settings.root))
                         busy[index] = job
                         notify("started", job, batch)
                 if not busy:
                     break
-                conns = {pool.workers[i][1]: i for i in busy}
-                sentinels = {pool.workers[i][0].sentinel: i for i in busy}
-                for done in wait([*conns, *sentinels]):
+                conns = {pool.workers[i].conn: i for i in busy}
+                sentinels = {pool.workers[i].proc.sentinel: i for i in busy}
+                streams = {s.conn: (i, s) for i, w in enumerate(pool.workers)
+                           for s in w.streams if s.open}
+                for done in wait([*conns, *sentinels, *streams]):
+                    if done in streams:
+                        index, stream = streams[done]
+                        self._show(busy.get(index), stream, stream.read())
+                        continue
                     index = conns.get(done, sentinels.get(done))  # type: ignore[call-overload]
                     if index not in busy:
                         continue
                     job = busy.pop(index)
+                    for stream in pool.workers[index].streams:  # what it printed, then its end
+                        self._show(job, stream, [*stream.read(), *stream.lines.end()])
                     report = self._receive(pool, index, done in conns)
                     if report.state is JobState.KILLED:
                         job.state, job.error = JobState.KILLED, report.error or "interrupted"
@@ -187,21 +276,30 @@ class LocalExecutor:
                     if self.fail_fast and job.state is JobState.FAILED:
                         stopping = True
         except KeyboardInterrupt:
-            pool.close(force=True)
+            pool.close(force=True, leftover=self._leftover)
             raise
         finally:
             signal.signal(signal.SIGINT, previous)
-        pool.close()
+        pool.close(leftover=self._leftover)
+
+    def _show(self, job: Job | None, stream: Stream, lines: list[str]) -> None:
+        if self.output is not None:
+            for line in lines:
+                self.output(job, stream.name, line)
+
+    def _leftover(self, stream: str, line: str) -> None:
+        if self.output is not None:
+            self.output(None, stream, line)
 
     @staticmethod
     def _receive(pool: _Pool, index: int, readable: bool) -> Report:
         """The worker's report, or a failure if it died (the worker is then replaced)."""
         try:
-            report = pool.workers[index][1].recv() if readable else None
+            report = pool.workers[index].conn.recv() if readable else None
         except (EOFError, OSError):
             report = None
         if report is None:
-            code = pool.workers[index][0].exitcode
+            code = pool.workers[index].proc.exitcode
             pool.restart(index)
             return Report(JobState.FAILED, error=f"worker process died (exit code {code})")
         return report
