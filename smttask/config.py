@@ -334,21 +334,20 @@ def _check_places(project: Project) -> None:
     """ConfigError if a datastore, the task folder or a SQLite store is, or lies inside,
     .git, .smt (stores excepted) or a code package, following symbolic links."""
     root = project.root
-    code = [(f"the code package {name}", base / name.replace(".", "/"))
+    real = os.path.realpath
+    code = [(f"the code package {name}", real(base / name.replace(".", "/")))
             for name in project.packages for base in (root, root / "src")]
+    git, smt = (".git", real(root / ".git")), (".smt", real(root / ".smt"))
     url = project.config.record_store.url
-    places = [(f"paths.{key}", getattr(project.config.paths, key))
+    places = [(f"paths.{key}", getattr(project.config.paths, key), [git, smt, *code])
               for key in ("input", "output", "tasks")]
     if "://" not in url and not PurePosixPath(url).is_absolute():
-        places.append(("record_store.url", url))
-    for key, rel in places:
-        hidden = [(".git", root / ".git")]
-        if key != "record_store.url":  # the default store is .smt/records
-            hidden.append((".smt", root / ".smt"))
+        places.append(("record_store.url", url, [git, *code]))  # the default is in .smt
+    for key, rel, forbidden in places:
         first = PurePosixPath(rel).parts[0].casefold()
-        target = (root / rel).resolve()
-        for name, folder in hidden + code:
-            if first == name or target.is_relative_to(folder.resolve()):
+        target = real(root / rel)
+        for name, folder in forbidden:
+            if first == name or target == folder or target.startswith(folder + os.sep):
                 raise ConfigError(f"{CONFIG_FILE}: {key}: {rel!r} is inside {name}; keep data "
                                   "and task files out of git's folder, .smt and the code")
 

@@ -34,6 +34,8 @@ def read_text(path: str | os.PathLike[str], limit: int) -> str:
         raise
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # os.open's answer to a NUL in the path
+        raise ValueError("the path holds a NUL character") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -71,17 +73,18 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Every pattern matches wherever it starts (an unterminated string runs to the end of the
+# text or line), so removing strings and comments takes linear time on any input.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _TOML_SKIP = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""'  # multi-line basic string
-    r"|'''.*?'''"  # multi-line literal string
-    r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'  # basic string
-    r"|'[^'\n]*'"  # literal string
+    r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""|\\?\Z)'  # multi-line basic string
+    r"|'''.*?(?:'''|\Z)"  # multi-line literal string
+    r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*(?:"|\\?(?=\n)|\\?\Z)'  # basic string
+    r"|'[^'\n]*(?:'|(?=\n)|\Z)"  # literal string
     r"|#[^\n]*",  # comment
     re.DOTALL,
 )
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
 
 
 def _max_depth(code: str) -> int:
@@ -89,19 +92,24 @@ def _max_depth(code: str) -> int:
     brackets = _NOT_BRACKET.sub("", code).encode("ascii")
     if not brackets:
         return 0
-    steps = np.where(np.isin(np.frombuffer(brackets, dtype=np.uint8), _OPEN), 1, -1)
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
     return int(np.cumsum(steps).max())
+
+
+def _opens(text: str) -> int:
+    return text.count("[") + text.count("{")
 
 
 def check_json_depth(text: str, depth: int) -> None:
     """ValueError if JSON ``text`` nests arrays and objects more than ``depth`` deep."""
-    if _max_depth(_JSON_STRING.sub("", text)) > depth:
+    if _opens(text) > depth and _max_depth(_JSON_STRING.sub("", text)) > depth:
         raise ValueError(f"nested more than {depth} levels deep")
 
 
 def check_toml_depth(text: str, depth: int) -> None:
     """ValueError if TOML ``text`` nests arrays and inline tables more than ``depth`` deep."""
-    if _max_depth(_TOML_SKIP.sub("", text)) > depth:
+    if _opens(text) > depth and _max_depth(_TOML_SKIP.sub("", text)) > depth:
         raise ValueError(f"nested more than {depth} levels deep")
 
 

@@ -199,6 +199,9 @@ def _build(desc: Any, allowed: set[str], where: str) -> Task:
                       desc["module"])
     inputs = {}
     for name, value in desc["inputs"].items():
+        if not name.isidentifier():
+            raise TaskFileError(f"{where}: inputs: {name[:40]!r} is not an input of "
+                                f"{cls.taskname}")
         if name == "reason":
             raise TaskFileError(f"{where}: inputs.reason: 'reason' is never an input (it is "
                                 "reserved); a task file's reason is its top-level 'reason'")
@@ -266,7 +269,9 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, .
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "task description", source
     else:
-        where = os.fspath(source)
+        where = os.fsdecode(source)
+        if safeload.control_character(where):
+            where = repr(where)  # the message stays one line
         try:
             text = safeload.read_text(source, MAX_BYTES)
         except FileNotFoundError:
