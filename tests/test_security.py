@@ -208,8 +208,8 @@ def test_malformed_task_files_give_one_line_errors(proj, case, text):
 def test_500_nested_tasks_are_refused_by_the_depth_limit(proj):
     tasks = proj.module(TASKS)
     text = json.dumps(tasks.count(n=1).desc)
-    head = ('{"smttask": "taskdesc/1", "taskname": "scale", "module": "%s.tasks", '
-            '"inputs": {"arr": [1.0], "factor": ' % proj.pkg)
+    head = ('{"smttask": "taskdesc/1", "taskname": "scale", "module": "' + proj.pkg
+            + '.tasks", "inputs": {"arr": [1.0], "factor": ')
     for _ in range(500):  # built as text: json.dumps itself cannot nest this deep
         text = head + text + "}}"
     path = write_file(proj, "deep.taskdesc.json", text)
