@@ -336,9 +336,24 @@ def sqlite_path(project: Project) -> Path | None:
 
 def run_smt_command(project: Project, command: str, args: list[str]) -> None:
     """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder."""
-    bootstrap(project)  # .smt/ follows smttask.toml; Django holds the password, if any
+    if not project_file_in_step(project):
+        bootstrap(project)  # .smt/ follows smttask.toml
+    sumatra()
     from sumatra import commands
 
+    from ..store_url import password
+
     os.chdir(project.root)
-    with translated(f"smt {command}"):
-        getattr(commands, command)(list(args))
+    secret = password(project.connect_url)  # from SMTTASK_RECORD_STORE_URL, if any
+    saved = os.environ.get("PGPASSWORD")
+    try:
+        if secret is not None:
+            os.environ["PGPASSWORD"] = secret  # Sumatra connects by itself, through libpq
+        with translated(f"smt {command}"):
+            getattr(commands, command)(list(args))
+    finally:
+        if secret is not None:
+            if saved is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = saved
