@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test fuzz demo bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest -q -n auto --dist loadgroup
+
+# The loaders' fuzz suite at twenty times its CI size (about 200,000 cases; docs/security.md).
+fuzz: venv
+	SMTTASK_FUZZ_SCALE=20 $(PY) -m pytest -q -n auto -p no:cacheprovider tests/test_fuzz.py
 
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash demo/demo.sh

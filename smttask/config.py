@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from . import _fs
+from . import _fs, safeload, store_url
 from .errors import ConfigError, ProjectNotFoundError, UsageError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "check_store_url",
     "find_project",
     "hours",
+    "is_module_name",
     "load_project",
     "minutes",
     "normalise_relpath",
@@ -40,6 +42,9 @@ __all__ = [
 ]
 
 CONFIG_FILE = "smttask.toml"
+#: The largest smttask.toml read, in bytes, and how deep its arrays may nest.
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 32
 
 #: Record runs and write results (set to False in notebooks or scripts run as __main__).
 record: bool = True
@@ -59,7 +64,7 @@ class _Section(BaseModel):
 
 def check_name(value: str) -> str:
     """A Sumatra project name, or ValueError saying what is allowed."""
-    if not NAME_PATTERN.match(value):
+    if not NAME_PATTERN.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid project name: use letters, digits, '_', '-' and "
             "spaces, starting with a letter or digit"
@@ -68,14 +73,16 @@ def check_name(value: str) -> str:
 
 
 def check_store_url(value: str) -> str:
-    """A record store: a SQLite file path or a postgresql:// URL; ValueError otherwise."""
-    if "://" in value:
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("a record store is a SQLite file path or a postgresql:// URL")
-        return value
-    if not value.strip():
-        raise ValueError("give a file path, e.g. .smt/records")
-    return value
+    """A record store: a SQLite file path or a postgresql:// URL without a password;
+    ValueError otherwise (see :mod:`smttask.store_url`)."""
+    return store_url.check(value)
+
+
+def is_module_name(name: str) -> bool:
+    """True for a dotted module name (``pkg.tasks``) with no dunder part (``__main__``)."""
+    parts = name.split(".")
+    return 0 < len(name) <= 200 and all(
+        p.isidentifier() and not (p.startswith("__") and p.endswith("__")) for p in parts)
 
 
 def check_output(output: str, input: str) -> str:
@@ -91,7 +98,7 @@ def check_output(output: str, input: str) -> str:
 
 class ProjectSection(_Section):
     name: str
-    #: Top-level packages or modules whose task files may be loaded; None: found on disk.
+    #: Packages or modules whose task files may be loaded, besides those found on disk.
     packages: list[str] | None = None
 
     @field_validator("name")
@@ -99,9 +106,21 @@ class ProjectSection(_Section):
     def _valid_name(cls, value: str) -> str:
         return check_name(value)
 
+    @field_validator("packages")
+    @classmethod
+    def _module_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if not is_module_name(name):
+                raise ValueError(f"{name[:80]!r} is not a module name (e.g. mylab or "
+                                 "mylab.tasks; no path, no .py, no __main__)")
+        return value
+
 
 def normalise_relpath(value: str) -> str:
     """A clean, relative POSIX path ('./data/' -> 'data'); raises ValueError otherwise."""
+    bad = safeload.control_character(value)
+    if bad is not None:
+        raise ValueError(f"{value!r} holds a control character ({bad})")
     path = PurePosixPath(value.replace("\\", "/"))
     if path.is_absolute():
         raise ValueError(f"{value!r} must be relative to the project folder")
@@ -281,55 +300,95 @@ class Project:
     def smt_dir(self) -> Path:
         return self.root / ".smt"
 
+    #: A store password given for this process only (``project init``); never written.
+    password: str | None = field(default=None, compare=False, repr=False)
+
     @property
     def record_store_url(self) -> str:
-        """The store URL, with a relative SQLite path made absolute."""
-        url = self.config.record_store.url
-        if "://" in url:
-            return url
-        return str((self.root / url).resolve())
+        """The store URL as shown and written to .smt/project: the URL of
+        SMTTASK_RECORD_STORE_URL or smttask.toml, without a password, a relative SQLite
+        path made absolute."""
+        return store_url.without_password(self.connect_url)
+
+    @property
+    def connect_url(self) -> str:
+        """The URL to connect with, password included when the environment gives one in
+        SMTTASK_RECORD_STORE_URL. Never print or write it."""
+        url = store_url.override() or self.config.record_store.url
+        if "://" not in url:
+            return str((self.root / url).resolve())
+        if self.password and store_url.password(url) is None:
+            scheme, _, rest = url.partition("://")
+            user, _, host = rest.rpartition("@")
+            return f"{scheme}://{user}:{quote(self.password, safe='')}@{host}"
+        return url
 
     @property
     def packages(self) -> list[str]:
-        """Top-level packages and modules that belong to the project."""
-        if self.config.project.packages is not None:
-            return list(self.config.project.packages)
-        found = []
+        """The packages whose modules task files may import: folders holding an
+        ``__init__.py`` at the project's top or under ``src/``, and smttask.toml's
+        ``[project] packages``. Never a top-level script such as ``run.py``."""
+        found = set(self.config.project.packages or ())
         for base in (self.root, self.root / "src"):
             if not base.is_dir():
                 continue
             for entry in base.iterdir():
-                if entry.name.startswith((".", "_")):
-                    continue
-                if entry.is_dir() and (entry / "__init__.py").exists():
-                    found.append(entry.name)
-                elif entry.suffix == ".py" and entry.is_file():
-                    found.append(entry.stem)
-        return sorted(set(found))
+                if (entry.name.isidentifier() and not entry.name.startswith("_")
+                        and (entry / "__init__.py").is_file()):
+                    found.add(entry.name)
+        return sorted(found)
 
 
 def load_project(root: str | os.PathLike[str]) -> Project:
-    """Read and validate ``<root>/smttask.toml``."""
+    """Read and validate ``<root>/smttask.toml``: one-line ConfigError for any content
+    (limits: :data:`MAX_BYTES`, :data:`MAX_DEPTH`)."""
     import tomllib
 
     root = Path(root).resolve()
     path = root / CONFIG_FILE
     try:
-        text = path.read_bytes().decode()
+        text = safeload.read_text(path, MAX_BYTES)
         mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise ProjectNotFoundError(
             f"no {CONFIG_FILE} in {root}; run `smttask project init` to create a project"
         ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: {exc}") from None
     try:
+        safeload.check_toml_depth(text, MAX_DEPTH)
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_FILE}: (syntax): {exc}") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, too deep, too many digits
+        raise ConfigError(f"{CONFIG_FILE}: (syntax): {' '.join(str(exc).split())}") from None
     try:
         cfg = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    return Project(root=root, config=cfg, mtime_ns=mtime)
+    project = Project(root=root, config=cfg, mtime_ns=mtime)
+    _check_places(project)
+    return project
+
+
+def _check_places(project: Project) -> None:
+    """ConfigError if a datastore, the task folder or a SQLite store is, or lies inside,
+    .git, .smt (stores excepted) or a code package, following symbolic links."""
+    root = project.root
+    real = os.path.realpath
+    code = [(f"the code package {name}", real(base / name.replace(".", "/")))
+            for name in project.packages for base in (root, root / "src")]
+    git, smt = (".git", real(root / ".git")), (".smt", real(root / ".smt"))
+    url = project.config.record_store.url
+    places = [(f"paths.{key}", getattr(project.config.paths, key), [git, smt, *code])
+              for key in ("input", "output", "tasks")]
+    if "://" not in url and not PurePosixPath(url).is_absolute():
+        places.append(("record_store.url", url, [git, *code]))  # the default is in .smt
+    for key, rel, forbidden in places:
+        first = PurePosixPath(rel).parts[0].casefold()
+        target = real(root / rel)
+        for name, folder in forbidden:
+            if first == name or target == folder or target.startswith(folder + os.sep):
+                raise ConfigError(f"{CONFIG_FILE}: {key}: {rel!r} is inside {name}; keep data "
+                                  "and task files out of git's folder, .smt and the code")
 
 
 _found: dict[str, Project] = {}
@@ -350,7 +409,7 @@ def find_project(start: str | os.PathLike[str] | None = None) -> Project:
             pass
     here = Path(key).resolve()
     for folder in (here, *here.parents):
-        if (folder / CONFIG_FILE).is_file():
+        if os.path.lexists(folder / CONFIG_FILE):  # a folder or FIFO there: an error
             project = load_project(folder)
             _found[key] = project
             return project
@@ -415,8 +474,9 @@ def _code_paths(project: Project) -> list[Path]:
     """Folders and module files of the project's own packages."""
     paths = []
     for name in project.packages:
+        rel = name.replace(".", "/")
         for base in (project.root, project.root / "src"):
-            for candidate in (base / name, base / f"{name}.py"):
+            for candidate in (base / rel, base / f"{rel}.py"):
                 if candidate.exists():
                     paths.append(candidate.resolve())
     return paths

@@ -182,6 +182,7 @@ Output = Callable[["Job | None", str, str], None]
 def load_all(files: list[Path], allow: tuple[str, ...]
              ) -> tuple[list[tuple[Path, Task]], list[tuple[Path, str]]]:
     """Every task file loaded; the invalid ones with their one-line reason."""
+    taskfile.check_imports(allow)
     tasks, invalid = [], []
     for path in files:
         try:

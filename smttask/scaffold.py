@@ -18,13 +18,13 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from . import config, repo, templates
+from . import config, repo, store_url, templates
 from .errors import ScaffoldError
 from .templates import GITIGNORE_HEADER, template_dir
 
@@ -80,7 +80,7 @@ class Answers(BaseModel):
     @field_validator("record_store")
     @classmethod
     def _store(cls, value: str) -> str:
-        return config.check_store_url(value)
+        return store_url.check(value, password_allowed=True)  # used, never written
 
     @field_validator("input", "output", "tasks")
     @classmethod
@@ -101,7 +101,7 @@ class Answers(BaseModel):
         return config.render_config(
             self.name, input=self.input, output=self.output, tasks=self.tasks,
             on_changed=self.on_changed, dirty_directories=self.dirty_directories,
-            record_store=self.record_store)
+            record_store=store_url.without_password(self.record_store))
 
 
 def _explain(exc: ValidationError) -> str:
@@ -206,7 +206,7 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
                 questionary.Choice("store-diff: record the diff and run", value="store-diff"),
             ]).unsafe_ask()
     text("record_store", "Record store (SQLite file, or a postgresql:// URL):",
-         config.check_store_url)
+         lambda v: store_url.check(v, password_allowed=True))
     if given.get("git") is None and values["git"]:
         values["git"] = questionary.confirm(
             "No git repository here: create one with a first commit?", default=True
@@ -223,7 +223,8 @@ def summary(dest: Path, a: Answers) -> str:
     rows = [("folder", str(dest)), ("project", a.name), ("template", a.template),
             ("input datastore", a.input), ("output datastore", a.output),
             ("dirty directories", ", ".join(a.dirty_directories) or "(none)"),
-            ("on uncommitted code", a.on_changed), ("record store", a.record_store),
+            ("on uncommitted code", a.on_changed),
+            ("record store", store_url.mask(a.record_store)),
             ("git", "create the repository and a first commit" if a.git else "leave as is")]
     return "\n".join(f"  {k:>19}: {v}" for k, v in rows)
 
@@ -271,6 +272,7 @@ class _Undo:
 def _render(answers: Answers, target: Path, source: Path | None) -> None:
     data = answers.model_dump(include={"input", "output", "tasks", "dirty_directories",
                                        "on_changed", "record_store"})
+    data["record_store"] = store_url.without_password(answers.record_store)
     data["project_name"] = answers.name
     if answers.template == "package":
         data["package"] = package_name(answers.name)
@@ -327,10 +329,15 @@ def init(dest: str | os.PathLike[str], answers: Answers, *, source: Path | None 
                 report.created.append(rel)
             report.gitignore_added = _merge_gitignore(dest, _gitignore_lines(answers, rendered),
                                                      undo)
-        project = config.load_project(dest)
+        password = store_url.password(answers.record_store)
+        project = replace(config.load_project(dest), password=password)
         if not project.smt_dir.exists():
             undo.created(project.smt_dir)
         provenance.bootstrap(project)
+        if password:
+            report.notes.append(
+                "the record store's password was used to create it and written nowhere; "
+                f"give it to later commands with PGPASSWORD, ~/.pgpass or {store_url.ENV}")
         if answers.git and not repo.in_repository(dest):
             undo.created(dest / ".git")
             report.git_created = True

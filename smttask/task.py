@@ -183,7 +183,7 @@ class Task(metaclass=TaskMeta):
     _memo: ClassVar[dict[str, Any]]
     _input_types: ClassVar[dict[str, Any]]
 
-    def __init__(self, *args: Any, reason: str | None = None, **inputs: Any) -> None:
+    def __init__(self, /, *args: Any, reason: str | None = None, **inputs: Any) -> None:
         cls = type(self)
         if args:
             names = list(cls.Inputs.model_fields)

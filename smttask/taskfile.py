@@ -8,9 +8,10 @@ Format (``"smttask": "taskdesc/1"``)::
      "reason": "first sweep", "digest": "3f0c..."}
 
 Nested tasks appear inline as descriptions of the same shape; arrays as base64 ``.npy``.
-Loading validates everything and names the file and the field on failure. A task file can
-only import a module of the project's own packages, one already imported, or one allowed
-explicitly (``--import``).
+Loading validates everything and names the file and the field on failure, in one line,
+whatever the file holds (limits: :data:`MAX_BYTES`, :data:`MAX_DEPTH`). A task file can
+only import a module of the project's own packages (never a top-level script such as
+``run.py``, never a ``__main__``) or of a package allowed explicitly (``--import``).
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ import logging
 import os
 import re
 import secrets
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from . import _fs
-from .errors import ProjectNotFoundError, TaskDefinitionError, TaskFileError, TaskInputError
+from . import _fs, safeload
+from .config import is_module_name
+from .errors import (
+    ProjectNotFoundError,
+    TaskDefinitionError,
+    TaskFileError,
+    TaskInputError,
+    UsageError,
+)
 from .outputs import type_adapter
 from .task import Task
 
@@ -40,8 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "INLINE_VALUES",
+    "MAX_BYTES",
+    "MAX_DEPTH",
     "RECORD_FORMAT",
     "SUFFIX",
+    "check_imports",
     "collect",
     "describe",
     "describe_json",
@@ -133,10 +143,19 @@ def save(task: Task, path: str | Path = "tasks", *, overwrite: bool = False) -> 
     return path
 
 
+def check_imports(allow: Iterable[str]) -> None:
+    """UsageError unless every name in ``allow`` (``--import``) is a module name."""
+    for name in allow:
+        if not is_module_name(name):
+            raise UsageError(f"--import {name[:80]!r}: not a module name (e.g. mylab or "
+                             "mylab.tasks)")
+
+
 def _allowed_packages(extra: tuple[str, ...]) -> set[str]:
     from .config import find_project
 
-    allowed = {name.partition(".")[0] for name in extra}
+    check_imports(extra)
+    allowed = set(extra)
     try:
         allowed.update(find_project().packages)
     except ProjectNotFoundError:
@@ -144,12 +163,21 @@ def _allowed_packages(extra: tuple[str, ...]) -> set[str]:
     return allowed
 
 
+def _permitted(module: str, allowed: set[str]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
 def _import(module: str, allowed: set[str], where: str) -> Any:
-    if module not in sys.modules and module.partition(".")[0] not in allowed:
-        shown = ", ".join(sorted(allowed)) or "none"
+    """The task module, imported only if it lies in an allowed package (checked first)."""
+    if not is_module_name(module):
+        raise TaskFileError(f"{where}: module: {module[:80]!r} is not a module name that a "
+                            "task file may name (dotted names, no __main__)")
+    if not _permitted(module, allowed):
+        shown = ", ".join(sorted(allowed)) or "none found"
         raise TaskFileError(
-            f"{where}: module {module!r} is not one of the project's packages ({shown}); "
-            "allow it with --import (or `packages` in smttask.toml)"
+            f"{where}: module {module!r} is not in the project's packages ({shown}); a task "
+            "file imports only task modules: add its package to `packages` under [project] "
+            "in smttask.toml, or pass --import PKG (allow= in Python)"
         )
     try:
         return importlib.import_module(module)
@@ -157,20 +185,26 @@ def _import(module: str, allowed: set[str], where: str) -> Any:
         raise TaskFileError(f"{where}: cannot import {module!r}: {exc}") from None
 
 
-def _task_class(module: Any, taskname: str) -> Any:
-    """The task class ``taskname`` of ``module``; ``Create(<qualname>)`` is built again."""
+def _task_class(module: Any, taskname: str, where: str, module_name: str) -> type[Task]:
+    """The task class ``taskname`` of ``module`` (looked up in namespaces only: no module
+    ``__getattr__``, no descriptors); ``Create(<qualname>)`` is built again."""
     created = re.fullmatch(r"Create\((.+)\)", taskname)
     obj: Any = module
     for part in (created[1] if created else taskname).split("."):
-        obj = getattr(obj, part, None)
-    if created is None or obj is None:
-        return obj
-    from .decorators import Create
+        if not part.isidentifier() or part.startswith("__"):
+            obj = None
+            break
+        obj = getattr(obj, "__dict__", {}).get(part)
+    if created is not None and obj is not None:
+        from .decorators import Create
 
-    try:
-        return Create(obj)
-    except TaskDefinitionError:
-        return None
+        try:
+            obj = Create(obj)
+        except TaskDefinitionError:
+            obj = None
+    if not (isinstance(obj, type) and issubclass(obj, Task)):
+        raise TaskFileError(f"{where}: taskname: {module_name} has no task {taskname[:80]!r}")
+    return obj
 
 
 def _build(desc: Any, allowed: set[str], where: str) -> Task:
@@ -178,7 +212,7 @@ def _build(desc: Any, allowed: set[str], where: str) -> Task:
         raise TaskFileError(f"{where}: a task description must be a JSON object")
     if desc.get("smttask") != FORMAT:
         raise TaskFileError(
-            f"{where}: smttask: expected {FORMAT!r}, got {desc.get('smttask')!r} "
+            f"{where}: smttask: expected {FORMAT!r}, got {_short(desc.get('smttask'))} "
             "(not an smttask task file, or made by an incompatible version)"
         )
     for key, kind in (("taskname", str), ("module", str), ("inputs", dict)):
@@ -187,45 +221,90 @@ def _build(desc: Any, allowed: set[str], where: str) -> Task:
     reason = desc.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise TaskFileError(f"{where}: reason: must be a string or null")
-    module = _import(desc["module"], allowed, where)
-    cls = _task_class(module, desc["taskname"])
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise TaskFileError(f"{where}: taskname: {desc['module']} has no task "
-                            f"{desc['taskname']!r}")
+    cls = _task_class(_import(desc["module"], allowed, where), desc["taskname"], where,
+                      desc["module"])
     inputs = {}
     for name, value in desc["inputs"].items():
+        if not name.isidentifier():
+            raise TaskFileError(f"{where}: inputs: {name[:40]!r} is not an input of "
+                                f"{cls.taskname}")
+        if name == "reason":
+            raise TaskFileError(f"{where}: inputs.reason: 'reason' is never an input (it is "
+                                "reserved); a task file's reason is its top-level 'reason'")
         if isinstance(value, dict) and "smttask" in value:
             value = _build(value, allowed, f"{where}: inputs.{name}")
         inputs[name] = value
     try:
         task = cls(reason=reason, **inputs)
     except TaskInputError as exc:
-        raise TaskFileError(f"{where}: inputs.{exc.field}: {exc.problem or exc}") from None
+        field = f"inputs.{exc.field}" if exc.field else "inputs"
+        raise TaskFileError(f"{where}: {field}: {_one_line(exc.problem or str(exc))}") from None
     expected = desc.get("digest")
     if expected is not None and expected != task.digest:
         logger.warning("%s: digest %s recorded in the file differs from %s (the task's code "
-                       "or the digest scheme changed)", where, expected, task.digest)
+                       "or the digest scheme changed)", where, _short(expected), task.digest)
     return task
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+#: The largest task file read (a larger one is refused before reading), in bytes.
+MAX_BYTES = 512 << 20
+#: How deep arrays and objects may nest in a task file (nested tasks count two levels).
+MAX_DEPTH = 100
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _parse(text: str, where: str) -> Any:
+    if len(text) > MAX_BYTES:
+        raise TaskFileError(f"{where}: larger than the limit of {MAX_BYTES >> 20} MiB")
+    try:
+        safeload.check_json_depth(text, MAX_DEPTH)
+    except ValueError as exc:
+        raise TaskFileError(f"{where}: {exc}") from None
+    try:
+        desc = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, the 4300-digit integer limit
+        raise TaskFileError(f"{where}: not valid JSON: {_one_line(str(exc))}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(desc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise TaskFileError(f"{where}: a string holds a lone UTF-16 surrogate "
+                                "(\\ud800-\\udfff), which is not text") from None
+    return desc
+
+
 def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, ...] = ()) -> Task:
-    """Rebuild the task of a task file (path), JSON text or description dict."""
+    """Rebuild the task of a task file (path), JSON text or description dict.
+
+    Only modules of the project's packages (see :attr:`smttask.config.Project.packages`)
+    and of the packages in ``allow`` are imported; every failure is a one-line
+    :class:`TaskFileError` naming the file and the field.
+    """
     allowed = _allowed_packages(tuple(allow))
     if isinstance(source, dict):
         return _build(source, allowed, "task description")
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "task description", source
     else:
-        where = os.fspath(source)
+        where = os.fsdecode(source)
+        if safeload.control_character(where):
+            where = repr(where)  # the message stays one line
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TaskFileError(f"{where}: cannot read: {exc}") from None
-    try:
-        desc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TaskFileError(f"{where}: not valid JSON: {exc}") from None
-    return _build(desc, allowed, where)
+            text = safeload.read_text(source, MAX_BYTES)
+        except FileNotFoundError:
+            raise TaskFileError(f"{where}: no such file") from None
+        except ValueError as exc:
+            raise TaskFileError(f"{where}: {exc}") from None
+    return _build(_parse(text, where), allowed, where)
 
 
 def collect(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -62,12 +62,14 @@ class ArraySpec:
     def validate(self, value: Any) -> np.ndarray:
         if isinstance(value, dict) and "npy" in value:
             arr = array_from_json(value)
+        elif isinstance(value, dict):
+            raise PydanticCustomError("array", "an array object needs its npy data")
         elif isinstance(value, np.ndarray):
             arr = value
         else:
             try:
                 arr = np.asarray(value)  # then cast below, only where it is safe
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise PydanticCustomError("array", "cannot convert to an array: {err}",
                                           {"err": str(exc)}) from None
         if arr.dtype.hasobject:
@@ -99,16 +101,73 @@ def array_to_json(arr: np.ndarray) -> dict[str, Any]:
 
 
 def array_from_json(data: dict[str, Any]) -> np.ndarray:
+    """The array of ``{"npy", "dtype"?, "shape"?}``; PydanticCustomError when it is not one.
+
+    The ``.npy`` header is checked against the number of data bytes before anything is
+    allocated, so a short file claiming a huge shape is refused, not loaded.
+    """
+    npy = data["npy"]
+    if not isinstance(npy, str):
+        raise PydanticCustomError("array", "npy must be a base64 string")
     try:
-        raw = base64.b64decode(data["npy"], validate=True)
-        arr = np.load(io.BytesIO(raw), allow_pickle=False)
-    except Exception as exc:  # binascii.Error, ValueError from np.load
+        raw = base64.b64decode(npy, validate=True)
+    except ValueError as exc:  # binascii.Error
         raise PydanticCustomError("array", "invalid npy data: {err}", {"err": str(exc)}) from None
-    if "dtype" in data and dtype_from_json(data["dtype"]) != arr.dtype:
-        raise PydanticCustomError("array", "npy data does not match the declared dtype")
-    if "shape" in data and list(data["shape"]) != list(arr.shape):
+    arr = _npy_array(raw)
+    if "dtype" in data:
+        try:
+            declared = dtype_from_json(data["dtype"])
+        except ValueError as exc:
+            raise PydanticCustomError("array", "invalid dtype: {err}", {"err": str(exc)}) from None
+        if declared != arr.dtype:
+            raise PydanticCustomError("array", "npy data does not match the declared dtype")
+    shape = data.get("shape", list(arr.shape))
+    if not isinstance(shape, list) or shape != list(arr.shape):
         raise PydanticCustomError("array", "npy data does not match the declared shape")
     return arr
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_HEADER = {1: ("<H", "latin1"), 2: ("<I", "latin1"), 3: ("<I", "utf8")}
+
+
+def _npy_array(raw: bytes) -> np.ndarray:
+    """The array in ``.npy`` bytes, read without pickle and without trusting the header."""
+    import ast
+    import struct
+
+    def invalid(err: str) -> PydanticCustomError:
+        return PydanticCustomError("array", "invalid npy data: {err}", {"err": err})
+
+    if raw[:6] != _NPY_MAGIC or len(raw) < 10 or raw[6] not in _NPY_HEADER:
+        raise invalid("not .npy bytes (or an unknown .npy version)")
+    size_format, encoding = _NPY_HEADER[raw[6]]
+    start = 8 + struct.calcsize(size_format)
+    if len(raw) < start:
+        raise invalid("truncated header")
+    (length,) = struct.unpack_from(size_format, raw, 8)
+    if length > 10_000 or len(raw) < start + length:
+        raise invalid("header too long or truncated")
+    try:
+        header = ast.literal_eval(raw[start:start + length].decode(encoding))
+        descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+        dtype = np.lib.format.descr_to_dtype(descr)
+    except (ValueError, SyntaxError, TypeError, KeyError, IndexError, MemoryError,
+            RecursionError, UnicodeDecodeError) as exc:
+        raise invalid(f"bad header: {type(exc).__name__}") from None
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and isinstance(fortran, bool) and len(shape) <= 64):
+        raise invalid("bad header: shape or fortran_order")
+    if dtype.hasobject:
+        raise PydanticCustomError("array", "object arrays are not supported")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != len(raw) - start - length:
+        raise invalid(f"the header claims {count * dtype.itemsize} bytes of data, "
+                      f"there are {len(raw) - start - length}")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=start + length)
+    return arr.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
 class Array(np.ndarray):
@@ -157,25 +216,53 @@ def dtype_to_json(dt: np.dtype) -> Any:
 
 
 def dtype_from_json(value: Any) -> np.dtype:
-    """Inverse of :func:`dtype_to_json` (also accepts anything ``np.dtype`` does)."""
-    if isinstance(value, dict) and "subdtype" in value:
-        return np.dtype((dtype_from_json(value["subdtype"]), tuple(value["shape"])))
-    if isinstance(value, dict) and "names" in value:
-        return np.dtype({
-            "names": value["names"],
-            "formats": [dtype_from_json(f) for f in value["formats"]],
-            "offsets": value["offsets"],
-            "itemsize": value["itemsize"],
-            "aligned": value.get("aligned", False),
-        })
-    return np.dtype(value)
+    """Inverse of :func:`dtype_to_json` (also accepts a string ``np.dtype`` accepts);
+    ValueError for anything else."""
+    try:
+        return np.dtype(_dtype_spec(value))
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+        raise ValueError(f"not a numpy dtype: {exc}") from None
+
+
+def _dtype_spec(value: Any) -> Any:
+    """What ``np.dtype`` gets for a JSON dtype, its shape checked first."""
+    if isinstance(value, str):
+        if len(value) > 1000:
+            raise ValueError("a dtype string of more than 1000 characters")
+    if isinstance(value, dict) and set(value) == {"subdtype", "shape"}:
+        shape = value["shape"]
+        if not (isinstance(shape, list) and all(_is_int(n) and n >= 0 for n in shape)):
+            raise ValueError("subdtype shape must be a list of non-negative ints")
+        return (_dtype_spec(value["subdtype"]), tuple(shape))
+    if isinstance(value, dict) and {"names", "formats", "offsets", "itemsize"} <= set(value) \
+            <= {"names", "formats", "offsets", "itemsize", "aligned"}:
+        names, formats, offsets = value["names"], value["formats"], value["offsets"]
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                and isinstance(formats, list) and isinstance(offsets, list)
+                and len(names) == len(formats) == len(offsets) == len(set(names))
+                and all(_is_int(o) and o >= 0 for o in offsets)
+                and _is_int(value["itemsize"]) and value["itemsize"] >= 0
+                and isinstance(value.get("aligned", False), bool)):
+            raise ValueError("a structured dtype needs distinct string names, and formats "
+                             "and non-negative offsets of the same length")
+        return {"names": names, "formats": [np.dtype(_dtype_spec(f)) for f in formats],
+                "offsets": offsets, "itemsize": value["itemsize"],
+                "aligned": value.get("aligned", False)}
+    if isinstance(value, dict):
+        raise ValueError("a dtype object has the keys subdtype and shape, or names, formats, "
+                         "offsets, itemsize and aligned")
+    return value  # a type, a dtype, a list of fields: numpy decides
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _dtype_validate(value: Any) -> np.dtype:
     try:
         return dtype_from_json(value)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise PydanticCustomError("dtype", "not a numpy dtype: {err}", {"err": str(exc)}) from None
+    except ValueError as exc:
+        raise PydanticCustomError("dtype", "{err}", {"err": str(exc)}) from None
 
 
 class _DTypeSchema:
@@ -213,25 +300,31 @@ def rng_state(gen: np.random.Generator) -> dict[str, Any]:
     return _state_to_json(gen.bit_generator.state)
 
 
+_BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
+
+
 def _rng_validate(value: Any) -> np.random.Generator:
     if isinstance(value, np.random.Generator):
         state = value.bit_generator.state
     elif isinstance(value, dict) and "bit_generator" in value:
-        state = _state_from_json(value)
+        state = value
     elif isinstance(value, int) and not isinstance(value, bool):
-        return np.random.default_rng(value)
+        try:
+            return np.random.default_rng(value)
+        except ValueError as exc:  # a negative seed
+            raise PydanticCustomError("rng", "invalid seed: {err}", {"err": str(exc)}) from None
     else:
         raise PydanticCustomError(
             "rng", "expected a numpy Generator, its state or an int seed"
         )
     name = state["bit_generator"]
-    bitgen_cls = getattr(np.random, name, None)
-    if not (isinstance(bitgen_cls, type) and issubclass(bitgen_cls, np.random.BitGenerator)):
-        raise PydanticCustomError("rng", "unknown bit generator {name!r}", {"name": name})
-    bitgen = bitgen_cls()
+    if name not in _BIT_GENERATORS:
+        raise PydanticCustomError("rng", "unknown bit generator {name!r} (use one of {known})",
+                                  {"name": str(name)[:50], "known": ", ".join(_BIT_GENERATORS)})
+    bitgen = getattr(np.random, name)()
     try:
-        bitgen.state = state
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        bitgen.state = _state_from_json(state)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise PydanticCustomError("rng", "invalid {name} state: {err}",
                                   {"name": name, "err": str(exc)}) from None
     return np.random.Generator(bitgen)

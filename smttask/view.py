@@ -66,12 +66,12 @@ def parse_when(value: str | date | datetime) -> datetime:
     if text == "yesterday":
         return midnight - timedelta(days=1)
     age = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
-    if age:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        return now - timedelta(**{unit[age[2]]: float(age[1])})
     try:
+        if age:
+            unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+            return now - timedelta(**{unit[age[2]]: float(age[1])})
         return parse_when(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date; an age beyond year 1
         msg = (f"cannot read {value!r} as a date: use 2026-11-25, '2026-11-25 14:00', today, "
                "yesterday, or an age like 3d or 12h")
         raise UsageError(msg) from None

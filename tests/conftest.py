@@ -162,3 +162,21 @@ def proj(tmp_path, monkeypatch) -> Proj:
     yield p
     for name in [m for m in sys.modules if m == p.pkg or m.startswith(p.pkg + ".")]:
         del sys.modules[name]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line with the fuzz suite's counts (tests/test_fuzz.py), when it ran."""
+    totals = {"fuzz_cases": 0, "fuzz_unexpected": 0, "fuzz_hangs": 0}
+    seen = set()
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            props = dict(getattr(rep, "user_properties", ()))
+            if "fuzz_cases" in props and rep.nodeid not in seen:
+                seen.add(rep.nodeid)
+                for key in totals:
+                    totals[key] += props.get(key, 0)
+    if seen:
+        terminalreporter.write_line(
+            f"fuzz: {totals['fuzz_cases']:,} cases in {len(seen)} tests, "
+            f"{totals['fuzz_unexpected']} exceptions outside the SmttaskError tree, "
+            f"{totals['fuzz_hangs']} hangs")

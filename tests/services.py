@@ -78,6 +78,15 @@ class Postgres:
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    def role_with_password(self, role: str, password: str, db: str) -> str:
+        """A login role that must give ``password`` (every other role is trusted), owning
+        ``db``; the URL of ``db`` for it, without the password."""
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        self.sql(f"ALTER DATABASE {db} OWNER TO {role}; SELECT pg_reload_conf()")
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{db}"
+
     def stop(self) -> None:
         _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
                       "stop"], timeout=60)

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "smttask"
 # Layers, bottom up: a module may import its own layer's modules (without cycles) and
 # any lower layer, never a higher one. Only the package's entry points import cli.
 LAYERS = [
-    {"errors", "_fs", "_svg", "typing", "closeness"},
+    {"errors", "_fs", "_svg", "typing", "closeness", "safeload", "store_url"},
     {"config", "digest"},
     {"outputs", "repo"},
     {"provenance"},

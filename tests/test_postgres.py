@@ -76,21 +76,26 @@ def test_credentials_are_never_printed(proj, postgres):
     postgres.sql("CREATE ROLE scientist LOGIN PASSWORD 's3cret-pw'")
     postgres.sql(f"GRANT ALL ON DATABASE {db} TO scientist; "
                  f"ALTER DATABASE {db} OWNER TO scientist")
-    use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{postgres.port}/{db}")
-    info = proj.cli("project", "info")
+    use_store(proj, f"postgresql://scientist@127.0.0.1:{postgres.port}/{db}")
+    env = {"SMTTASK_RECORD_STORE_URL":
+           f"postgresql://scientist:s3cret-pw@127.0.0.1:{postgres.port}/{db}"}
+    info = proj.cli("project", "info", env=env)
     assert info.returncode == 0
     assert "s3cret-pw" not in info.stdout + info.stderr
-    assert "scientist:***@127.0.0.1" in info.stdout
+    assert f"postgresql://scientist@127.0.0.1:{postgres.port}/{db}" in info.stdout
 
 
 def test_unreachable_server_is_one_clear_line(proj, postgres):
     from services import free_port
 
-    use_store(proj, f"postgresql://scientist:s3cret-pw@127.0.0.1:{free_port()}/nowhere")
+    port = free_port()
+    use_store(proj, f"postgresql://scientist@127.0.0.1:{port}/nowhere")
     proj.module(TASKS)
-    proc = proj.cli("store", "list")
+    env = {"SMTTASK_RECORD_STORE_URL":
+           f"postgresql://scientist:s3cret-pw@127.0.0.1:{port}/nowhere"}
+    proc = proj.cli("store", "list", env=env)
     assert proc.returncode == RecordStoreError.exit_code == 6
     assert proc.stderr.startswith("Error: cannot open the record store postgresql://"
-                                  "scientist:***@127.0.0.1")
+                                  "scientist@127.0.0.1")
     assert proc.stderr.count("\n") == 1 and "s3cret-pw" not in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+from typing import TextIO
+
 import click
 
 __all__ = ["smt"]
 
 EXPOSED = ("list", "info", "tag", "comment", "view", "diff", "export", "sync", "version")
+
+
+class _Masked(io.TextIOBase):
+    """Writes to ``stream`` with the password of any URL replaced by ``***``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from ..store_url import mask
+
+        return self.stream.write(mask(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @click.command("smt", context_settings={"ignore_unknown_options": True,
@@ -15,7 +35,8 @@ EXPOSED = ("list", "info", "tag", "comment", "view", "diff", "export", "sync", "
 @click.argument("command", type=click.Choice(EXPOSED))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def smt(command: str, args: tuple[str, ...]) -> None:
-    """Run Sumatra's `smt COMMAND ARGS...` on this project.
+    """Run Sumatra's `smt COMMAND ARGS...` on this project (URLs printed without
+    passwords).
 
     \b
     Examples:
@@ -26,4 +47,5 @@ def smt(command: str, args: tuple[str, ...]) -> None:
     """
     from .. import config, provenance
 
-    provenance.run_smt_command(config.find_project(), command, list(args))
+    with contextlib.redirect_stdout(_Masked(sys.stdout)):
+        provenance.run_smt_command(config.find_project(), command, list(args))

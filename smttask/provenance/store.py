@@ -221,6 +221,8 @@ def _bind_store(url: str) -> Any:
     from django.conf import settings
     from sumatra.recordstore import django_store as ds
 
+    from ..store_url import without_password
+
     db = ds.db_config.uri_to_db(url)
     db["OPTIONS"] = {}  # replaces the options of a database bound before
     if db["ENGINE"].endswith("sqlite3"):
@@ -232,7 +234,7 @@ def _bind_store(url: str) -> Any:
         _configure_django(db)
     else:
         _switch_database(db)
-    return _store_object(url)
+    return _store_object(without_password(url))  # Sumatra prints its _db_file
 
 
 def _store_ready() -> bool:
@@ -316,7 +318,7 @@ def bootstrap(project: Project) -> Any:
     """
     key = (project.root, project.record_store_url)
     with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
-        store = _bind_store(project.record_store_url)
+        store = _bind_store(project.connect_url)  # with the password from the environment
         if key in _bootstrapped:
             return store
         project_file = project.smt_dir / "project"
@@ -328,20 +330,16 @@ def bootstrap(project: Project) -> Any:
                     ensure_schema()
                 if not _in_step(state, project):
                     merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
-                    _fs.replace(project_file, json.dumps(merged, indent=2))
+                    _fs.replace(project_file, json.dumps(merged, indent=2), mode=0o600)
     _bootstrapped.add(key)
     return store
 
 
 def safe_url(url: str) -> str:
     """The URL without its password."""
-    from urllib.parse import urlsplit
+    from ..store_url import mask
 
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    return mask(url)
 
 
 def sqlite_path(project: Project) -> Path | None:
@@ -359,5 +357,19 @@ def run_smt_command(project: Project, command: str, args: list[str]) -> None:
     sumatra()
     from sumatra import commands
 
+    from ..store_url import password
+
     os.chdir(project.root)
-    getattr(commands, command)(list(args))
+    secret = password(project.connect_url)  # from SMTTASK_RECORD_STORE_URL, if any
+    saved = os.environ.get("PGPASSWORD")
+    try:
+        if secret is not None:
+            os.environ["PGPASSWORD"] = secret  # Sumatra connects by itself, through libpq
+        with translated(f"smt {command}"):
+            getattr(commands, command)(list(args))
+    finally:
+        if secret is not None:
+            if saved is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = saved
