@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -45,7 +44,7 @@ Writer = bytes | str | Callable[[BinaryIO], object]
 
 
 def _temp_name(folder: Path) -> Path:
-    return folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    return folder / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
 
 @contextlib.contextmanager

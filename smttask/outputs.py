@@ -39,13 +39,13 @@ import xxhash
 
 from . import _fs
 from .errors import TaskInputError
-from .typing import SeparateOutputs
 
 if TYPE_CHECKING:
     import numpy as np
     from pydantic import TypeAdapter
 
     from .config import Project
+    from .typing import SeparateOutputs
 
 __all__ = [
     "BLOBS",
@@ -226,6 +226,8 @@ class OutputSpec:
     @functools.cached_property
     def separate(self) -> SeparateOutputs | None:
         """What makes this a separate output (one file per item), or None."""
+        from .typing import SeparateOutputs
+
         return next((m for m in getattr(self.annotation, "__metadata__", ())
                      if isinstance(m, SeparateOutputs)), None)
 

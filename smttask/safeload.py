@@ -16,8 +16,6 @@ import os
 import re
 import stat
 
-import numpy as np
-
 __all__ = ["check_json_depth", "check_toml_depth", "control_character", "read_text"]
 
 
@@ -92,6 +90,14 @@ def _max_depth(code: str) -> int:
     brackets = _NOT_BRACKET.sub("", code).encode("ascii")
     if not brackets:
         return 0
+    if len(brackets) < 1 << 16:  # a config file: no numpy import for it
+        depth = deepest = 0
+        for byte in brackets:
+            depth += 1 if byte in (0x5B, 0x7B) else -1
+            deepest = max(deepest, depth)
+        return deepest
+    import numpy as np
+
     codes = np.frombuffer(brackets, dtype=np.uint8)
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
     return int(np.cumsum(steps).max())

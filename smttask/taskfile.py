@@ -39,6 +39,7 @@ from .errors import (
     UsageError,
 )
 from .outputs import type_adapter
+from .provenance.records import RECORD_FORMAT, is_record_form
 from .task import Task
 
 if TYPE_CHECKING:
@@ -321,8 +322,6 @@ def collect(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 # --- the record form: a task as a record's parameters ------------------------------------------
 
-#: The format tag of a record's parameters (under ``_smttask``).
-RECORD_FORMAT = "smttask-record/1"
 #: Numeric arrays with at most this many (finite) values are written out in a record;
 #: larger ones are stored once in the input datastore and summarised.
 INLINE_VALUES = 16
@@ -440,12 +439,6 @@ def _array_summary(arr: Any, store: Datastore | None, files: list[Path]) -> dict
         key = f"{BLOBS}/{digest}.npy"
     summary.update(xxh3=digest, file=key)
     return summary
-
-
-def is_record_form(params: Any) -> bool:
-    """True for the parameters of a record made by smttask-record/1 or later."""
-    return isinstance(params, dict) and isinstance(params.get("_smttask"), dict) \
-        and params["_smttask"].get("format") == RECORD_FORMAT
 
 
 def load_record_form(params: dict[str, Any], store: Datastore, *, allow: tuple[str, ...] = (),

@@ -29,6 +29,7 @@ from . import config, provenance
 from .errors import UsageError
 from .outputs import Datastore, output_of
 from .provenance import Query, RecordDetails
+from .provenance.records import is_record_form
 
 if TYPE_CHECKING:  # imported where used: listing records needs neither numpy nor pydantic
     from .reproduce import Reproduction
@@ -248,8 +249,6 @@ class RecordView:
     def record_form(self) -> bool:
         """True for records written by smttask-record/1 (inputs at the top level of the
         parameters); False for older ones (the task file as parameters)."""
-        from .taskfile import is_record_form
-
         return is_record_form(self.params)
 
     @property

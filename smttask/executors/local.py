@@ -42,8 +42,7 @@ __all__ = ["LocalExecutor", "PRELOAD"]
 
 # Imported once by the fork server, so that every worker starts with them (Sumatra and
 # Django alone cost a few hundred milliseconds per process).
-PRELOAD = ["smttask.executors.local", "smttask.provenance", "sumatra.records",
-           "sumatra.parameters", "sumatra.recordstore.django_store", "django.db"]
+PRELOAD = ["smttask.executors.local", "smttask.provenance.preload"]
 
 
 def _worker(conn: Connection, number: int, settings: WorkerSettings,

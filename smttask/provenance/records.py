@@ -31,6 +31,7 @@ from .store import TIMESTAMP_FORMAT, bootstrap, record_manager, sumatra, transla
 from .writer import DataKeyRow, SqlWriter, StoredRecord
 
 __all__ = [
+    "RECORD_FORMAT",
     "RecordDetails",
     "Recorder",
     "Run",
@@ -40,9 +41,20 @@ __all__ = [
     "details",
     "edit_record",
     "get_record",
+    "is_record_form",
     "recorder",
     "script_arguments",
 ]
+
+#: The format tag of a record's parameters (under ``_smttask``; see smttask.taskfile).
+RECORD_FORMAT = "smttask-record/1"
+
+
+def is_record_form(params: Any) -> bool:
+    """True for the parameters of a record made by smttask-record/1 or later."""
+    return isinstance(params, dict) and isinstance(params.get("_smttask"), dict) \
+        and params["_smttask"].get("format") == RECORD_FORMAT
+
 
 #: What a record stores as its script arguments (the runner sets the task file here).
 script_arguments: contextvars.ContextVar[str | None] = contextvars.ContextVar(

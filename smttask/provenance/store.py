@@ -60,6 +60,16 @@ _SMT_TYPES = {
 @functools.cache
 def sumatra() -> Any:
     """Import Sumatra once, with its per-record network probe switched off."""
+    # Sumatra's `parameters` dependency imports scipy.stats, when it can, only to offer
+    # random parameter distributions smttask never uses: a second and more per process.
+    blocked = "scipy.stats" not in sys.modules
+    if blocked:
+        sys.modules["scipy.stats"] = None  # type: ignore[assignment]
+    try:
+        import parameters  # noqa: F401
+    finally:
+        if blocked and sys.modules.get("scipy.stats", 0) is None:
+            del sys.modules["scipy.stats"]
     import sumatra
     import sumatra.launch
 
@@ -69,9 +79,12 @@ def sumatra() -> Any:
     return sumatra
 
 
-@functools.cache
 def store_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "the record store cannot be used" (not a bug of ours)."""
+    """The exceptions that mean "the record store cannot be used" (not a bug of ours).
+    Django's are among them only once Django is in use (reading SQLite directly needs
+    no Django)."""
+    if "django" not in sys.modules:
+        return (sqlite3.Error, OSError)
     from django.core.exceptions import (
         ImproperlyConfigured,
         MultipleObjectsReturned,
@@ -95,7 +108,7 @@ def translated(what: str) -> Iterator[None]:
     """Turn database-layer failures inside the block into ``RecordStoreError(what: …)``."""
     try:
         yield
-    except RecordStoreError:
+    except (RecordStoreError, GeneratorExit):
         raise
     except store_errors() as exc:
         raise RecordStoreError(f"{what}: {one_line(exc)}") from exc
