@@ -1,15 +1,20 @@
 """smttask.toml: the project's one human-edited configuration file.
 
 A project is a folder holding ``smttask.toml``; :func:`find_project` walks up from the
-working directory to find it. The module also holds the process-wide runtime switch
-:data:`record` (``smttask.config.record = False`` in a notebook turns recording off).
+working directory (or the folder of the task files, :func:`project_of`) to find it, and
+:meth:`Project.add_to_path` makes its own packages importable. The module also holds the
+process-wide runtime switch :data:`record` (``smttask.config.record = False`` in a
+notebook turns recording off).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import re
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -24,6 +29,7 @@ __all__ = [
     "Project",
     "ProjectConfig",
     "SlurmSection",
+    "activate",
     "add_dirty_directories",
     "check_name",
     "check_output",
@@ -34,6 +40,7 @@ __all__ = [
     "minutes",
     "normalise_relpath",
     "on_code_change",
+    "project_of",
     "record",
     "remove_dirty_directories",
     "render_config",
@@ -290,14 +297,27 @@ class Project:
         return str((self.root / url).resolve())
 
     @property
+    def code_roots(self) -> list[Path]:
+        """The folders the project's packages are imported from: the project folder and
+        ``src/`` (if there is one)."""
+        return [p for p in (self.root, self.root / "src") if p.is_dir()]
+
+    def add_to_path(self) -> None:
+        """Make the project's own packages importable in this process, installed or not
+        (:attr:`code_roots` first on ``sys.path``). Every command and library function
+        that loads task files or records' tasks calls it."""
+        missing = [str(p) for p in self.code_roots if str(p) not in sys.path]
+        if missing:
+            sys.path[:0] = missing
+            importlib.invalidate_caches()
+
+    @property
     def packages(self) -> list[str]:
         """Top-level packages and modules that belong to the project."""
         if self.config.project.packages is not None:
             return list(self.config.project.packages)
         found = []
-        for base in (self.root, self.root / "src"):
-            if not base.is_dir():
-                continue
+        for base in self.code_roots:
             for entry in base.iterdir():
                 if entry.name.startswith((".", "_")):
                     continue
@@ -333,13 +353,29 @@ def load_project(root: str | os.PathLike[str]) -> Project:
 
 
 _found: dict[str, Project] = {}
+_active: Project | None = None
+
+
+def activate(project: Project | None) -> Project | None:
+    """Make ``project`` the one :func:`find_project` finds without a ``start`` folder,
+    wherever the working directory is, and its packages importable (None: back to the
+    working directory's project); the previously active one. Batches activate the
+    project of their task files in the processes that run them."""
+    global _active
+    previous, _active = _active, project
+    if project is not None:
+        project.add_to_path()
+    return previous
 
 
 def find_project(start: str | os.PathLike[str] | None = None) -> Project:
-    """The project containing ``start`` (default: the working directory), walking up.
+    """The project containing ``start`` (default: the active project, else the working
+    directory), walking up.
 
     The result is cached and re-read when smttask.toml changes.
     """
+    if start is None and _active is not None:
+        start = _active.root
     key = os.fspath(start) if start is not None else os.getcwd()
     cached = _found.get(key)
     if cached is not None:
@@ -358,6 +394,27 @@ def find_project(start: str | os.PathLike[str] | None = None) -> Project:
         f"no {CONFIG_FILE} in {here} or any parent folder; run `smttask project init` "
         "there, or set smttask.config.record = False to run tasks without a project"
     )
+
+
+def project_of(paths: Iterable[str | os.PathLike[str]]) -> Project:
+    """The project holding the first of ``paths`` (task files or folders) that lies in
+    one; else the active project or the working directory's (:func:`find_project`)."""
+    paths = list(paths)
+    for path in paths:
+        where = Path(path).resolve()
+        try:
+            return find_project(where if where.is_dir() else where.parent)
+        except ProjectNotFoundError:
+            continue
+    try:
+        return find_project()
+    except ProjectNotFoundError:
+        if not paths:
+            raise
+        raise ProjectNotFoundError(
+            f"no {CONFIG_FILE} in a folder holding {os.fspath(paths[0])} nor in "
+            f"{os.getcwd()} or its parents; run `smttask project init` in the project "
+            "folder") from None
 
 
 def render_config(
@@ -415,7 +472,7 @@ def _code_paths(project: Project) -> list[Path]:
     """Folders and module files of the project's own packages."""
     paths = []
     for name in project.packages:
-        for base in (project.root, project.root / "src"):
+        for base in project.code_roots:
             for candidate in (base / name, base / f"{name}.py"):
                 if candidate.exists():
                     paths.append(candidate.resolve())

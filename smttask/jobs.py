@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -174,13 +173,14 @@ class BatchResult:
 Event = Callable[[str, "Job | None", BatchResult], None]
 
 
-def load_all(files: list[Path], allow: tuple[str, ...]
+def load_all(files: list[Path], allow: tuple[str, ...], project: config.Project | None = None
              ) -> tuple[list[tuple[Path, Task]], list[tuple[Path, str]]]:
-    """Every task file loaded; the invalid ones with their one-line reason."""
+    """Every task file loaded (``project``'s packages allowed; default: the project of
+    each file); the invalid ones with their one-line reason."""
     tasks, invalid = [], []
     for path in files:
         try:
-            tasks.append((path, taskfile.load(path, allow=allow)))
+            tasks.append((path, taskfile.load(path, allow=allow, project=project)))
         except SmttaskError as exc:
             invalid.append((path, str(exc)))
     return tasks, invalid
@@ -268,24 +268,28 @@ class WorkerSettings:
     pinned: repo.Checked | None
     on_code_change: str | None = None  # overrides smttask.toml's [cache] setting
 
-    def prepare(self) -> None:
-        """Make this (worker) process ready to run the batch's jobs."""
-        if self.root and self.root not in sys.path:
-            sys.path.insert(0, self.root)
+    def prepare(self) -> config.Project | None:
+        """Make this (worker) process ready to run the batch's jobs: the batch's project
+        active (wherever the working directory is), its code importable; the project
+        active before."""
+        previous = config.activate(config.load_project(self.root) if self.root else None)
         config.record = self.record
         config.on_code_change = self.on_code_change
         repo.pin(self.pinned)
+        return previous
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
-        """:meth:`prepare` this process for the block, then restore the recording switch
-        and the pinned repository state (for batches run in the caller's process)."""
+        """:meth:`prepare` this process for the block, then restore the active project,
+        the recording switch and the pinned repository state (for batches run in the
+        caller's process)."""
         saved = config.record, config.on_code_change
-        self.prepare()
+        active = self.prepare()
         try:
             yield
         finally:
             config.record, config.on_code_change = saved
+            config.activate(active)
             repo.pin(None)
 
 

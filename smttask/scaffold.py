@@ -277,13 +277,18 @@ def _render(answers: Answers, target: Path) -> None:
                     overwrite=True, quiet=True)
 
 
+#: The lower bound a generated project's pyproject.toml gets when smttask's own version is
+#: unknown (a source tree that is not installed); PyPI's unrelated smttask 0.2.0 is below it.
+OLDEST_VERSION = "0.3.0.dev0"
+
+
 def _smttask_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("smttask")
     except PackageNotFoundError:  # pragma: no cover - source tree
-        return "unknown"
+        return OLDEST_VERSION
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -9,8 +9,10 @@ Format (``"smttask": "taskdesc/1"``)::
 
 Nested tasks appear inline as descriptions of the same shape; arrays as base64 ``.npy``.
 Loading validates everything and names the file and the field on failure. A task file can
-only import a module of the project's own packages, one already imported, or one allowed
-explicitly (``--import``).
+only import a module of the project's own packages (made importable first, whether the
+project is installed or not), one already imported, or one allowed explicitly
+(``--import``). The project is the one given, else the one holding the task file, else
+the active or working directory's one.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from . import _fs
+from . import _fs, config
 from .errors import ProjectNotFoundError, TaskFileError, TaskInputError
 from .outputs import type_adapter
 from .task import Task
@@ -131,14 +133,19 @@ def save(task: Task, path: str | Path = "tasks", *, overwrite: bool = False) -> 
     return path
 
 
-def _allowed_packages(extra: tuple[str, ...]) -> set[str]:
-    from .config import find_project
-
+def _allowed_packages(extra: tuple[str, ...], project: config.Project | None,
+                      near: str | os.PathLike[str] | None = None) -> set[str]:
+    """The packages task files may import: ``extra`` and the project's own (whose code is
+    put on the import path). Without ``project``: the project holding ``near`` (a task
+    file), else the active or working directory's, if any."""
     allowed = {name.partition(".")[0] for name in extra}
-    try:
-        allowed.update(find_project().packages)
-    except ProjectNotFoundError:
-        pass
+    if project is None:
+        try:
+            project = config.project_of([near] if near is not None else [])
+        except ProjectNotFoundError:
+            return allowed
+    project.add_to_path()
+    allowed.update(project.packages)
     return allowed
 
 
@@ -192,15 +199,21 @@ def _build(desc: Any, allowed: set[str], where: str) -> Task:
     return task
 
 
-def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, ...] = ()) -> Task:
-    """Rebuild the task of a task file (path), JSON text or description dict."""
-    allowed = _allowed_packages(tuple(allow))
+def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, ...] = (),
+         project: config.Project | None = None) -> Task:
+    """Rebuild the task of a task file (path), JSON text or description dict.
+
+    Its module may belong to ``project`` (default: the project holding the file, else the
+    active or working directory's one) or to the packages in ``allow``.
+    """
     if isinstance(source, dict):
-        return _build(source, allowed, "task description")
+        return _build(source, _allowed_packages(tuple(allow), project), "task description")
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "task description", source
+        allowed = _allowed_packages(tuple(allow), project)
     else:
         where = os.fspath(source)
+        allowed = _allowed_packages(tuple(allow), project, near=source)
         try:
             text = Path(source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -320,9 +333,11 @@ def is_record_form(params: Any) -> bool:
 
 
 def load_record_form(params: dict[str, Any], store: Datastore, *, allow: tuple[str, ...] = (),
-                     where: str = "record") -> Task:
-    """Rebuild the exact task of a record (stored inputs read back and checked)."""
-    return _build(_desc_of_record(params, store, where), _allowed_packages(tuple(allow)), where)
+                     where: str = "record", project: config.Project | None = None) -> Task:
+    """Rebuild the exact task of a record (stored inputs read back and checked); its
+    module may belong to ``project`` (default: the active or working directory's)."""
+    return _build(_desc_of_record(params, store, where),
+                  _allowed_packages(tuple(allow), project), where)
 
 
 def _desc_of_record(params: dict[str, Any], store: Datastore, where: str) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
     if executor == "slurm":
         from .. import config
 
-        slurm = config.find_project().config.executor.slurm.with_overrides(
+        slurm = config.project_of(paths).config.executor.slurm.with_overrides(
             partition=partition, time=time_limit, cpus=cpus, mem=mem,
             array_parallelism=array_parallelism,
             tasks_per_job=tasks_per_job if tasks_per_job in (None, "auto") else _count(
