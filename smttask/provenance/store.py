@@ -351,12 +351,18 @@ def sqlite_path(project: Project) -> Path | None:
     return Path(url)
 
 
-def run_smt_command(project: Project, command: str, args: list[str]) -> None:
-    """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder."""
-    if not project_file_in_step(project):
+def run_smt_command(project: Project | None, command: str, args: list[str]) -> None:
+    """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder; its usage and
+    help name it ``smttask smt COMMAND`` (without a project: only its help)."""
+    if project is not None and not project_file_in_step(project):
         bootstrap(project)  # .smt/ follows smttask.toml
     sumatra()
     from sumatra import commands
 
-    os.chdir(project.root)
-    getattr(commands, command)(list(args))
+    if project is not None:
+        os.chdir(project.root)
+    saved, sys.argv[0] = sys.argv[0], "smttask smt"  # argparse's prog, shown in usage
+    try:
+        getattr(commands, command)(list(args))
+    finally:
+        sys.argv[0] = saved
