@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from . import config, repo
 from .errors import ScaffoldError
 
-__all__ = ["TEMPLATES", "Answers", "InitReport", "ask", "init", "template_dir"]
+__all__ = ["TEMPLATES", "Answers", "InitReport", "ask", "commit_config", "config_uncommitted",
+           "init", "template_dir"]
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def _validator(check: Callable[[str], Any]) -> Callable[[str], bool | str]:
     return validate
 
 
-def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = False,
+def ask(dest: Path, given: dict[str, Any], *, interactive: bool,
         echo: Callable[[str], None] = print) -> Answers | None:
     """Complete ``given`` (answers from options) with defaults or questions; None if declined.
 
@@ -209,8 +210,6 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
         ).unsafe_ask()
     answers = make_answers(**values)
     echo(summary(dest, answers))
-    if yes:
-        return answers
     return answers if questionary.confirm("Create the project?", default=True).unsafe_ask() \
         else None
 
@@ -379,6 +378,17 @@ def _merge_gitignore(dest: Path, lines: list[str], undo: _Undo) -> list[str]:
     blank = "\n" if existing else ""
     path.write_text(existing + sep + blank + GITIGNORE_HEADER + "\n" + "\n".join(missing) + "\n")
     return missing
+
+
+def config_uncommitted(project: config.Project) -> bool:
+    """True if smttask.toml has changes git has not committed (an edit blocks recorded
+    runs until it is committed)."""
+    return repo.uncommitted(Path(project.config_path))
+
+
+def commit_config(project: config.Project, message: str) -> str:
+    """Commit smttask.toml alone (other staged changes stay staged); the commit."""
+    return repo.commit_file(Path(project.config_path), message)
 
 
 def interactive_terminal() -> bool:

@@ -112,7 +112,7 @@ def test_dirty_repository_refuses_the_whole_batch(proj):
     proc = proj.cli("run", "tasks")
     assert proc.returncode == DirtyRepositoryError.exit_code
     assert proc.stderr.startswith("Error: uncommitted changes block recording")
-    assert "smttask project dirty add" in proc.stderr
+    assert f"{proj.pkg}/tasks.py. Commit it" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (proj.root / ".smt").exists() and not (proj.root / "data").exists()
     with pytest.raises(DirtyRepositoryError):
