@@ -58,6 +58,7 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
     ``on_event(kind, job, batch)`` is called with kind ``"planned"``, ``"started"``,
     ``"finished"`` (job state set) and ``"done"``, for progress displays.
     """
+    _refuse_in_a_worker_importing_main()
     opts = replace(options or RunOptions(), **settings)
     opts = replace(opts, allow=tuple(opts.allow))
     started = time.perf_counter()
@@ -172,6 +173,20 @@ def _executor(opts: RunOptions, project: config.Project | None,
         options = opts.slurm or project.config.executor.slurm
         return SlurmExecutor(project, options, opts.retries, opts.wait, expected)
     raise ExecutorError(f"unknown executor {opts.executor!r}: use local or slurm")
+
+
+def _refuse_in_a_worker_importing_main() -> None:
+    """A worker process imports the main script again only when a task of the batch is
+    defined in it: the script must then guard its call (see executors.local)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__mp_main__":
+            raise UsageError(
+                f"{frame.f_code.co_filename} defines a task of the batch and calls "
+                "smttask.batch.run() unguarded: each worker process imports it again and "
+                "would start the batch again. Put the call under "
+                "`if __name__ == \"__main__\":`")
+        frame = frame.f_back  # type: ignore[assignment]
 
 
 def _optional_project(paths: list[str]) -> config.Project | None:

@@ -69,6 +69,13 @@ class JobState(str, enum.Enum):
         return self in (JobState.RAN, JobState.LOADED)
 
     @property
+    def fine(self) -> bool:
+        """Nothing went wrong: it ran, loaded, would run or load (a dry run), or was
+        submitted (SLURM, without waiting)."""
+        return self.succeeded or self in (JobState.WOULD_RUN, JobState.WOULD_LOAD,
+                                          JobState.SUBMITTED)
+
+    @property
     def stopped(self) -> bool:
         """Ended without a result: its dependents cannot run."""
         return self in (JobState.FAILED, JobState.SKIPPED, JobState.KILLED)
@@ -146,8 +153,10 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
+        """True if nothing failed: every task file valid, not interrupted, every job
+        ran, loaded, would run or load (dry run) or was submitted (SLURM, no wait)."""
         return (not self.invalid and not self.interrupted
-                and all(j.state.succeeded for j in self.jobs))
+                and all(j.state.fine for j in self.jobs))
 
     def ready(self) -> Iterator[Job]:
         """Pending jobs whose upstream jobs succeeded (marking those whose upstream

@@ -186,6 +186,72 @@ def test_python_api_matches_the_cli(proj):
     assert json.loads(rec.parameters.pretty())["_smttask"]["digest"] == tasks.square(x=9).digest
 
 
+SCRIPT = """
+from smttask import batch
+
+result = batch.run("tasks", jobs=2)
+print("RESULT", result.ok, result.count("ran"), all(j.label for j in result.jobs))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_its_batch(proj):
+    """Workers do not import the caller's script again: no `__main__` guard needed."""
+    tasks = proj.module(TASKS)
+    for x in (1, 2, 3):
+        tasks.square(x=x).save(proj.root / "tasks")
+    proj.write("sweep.py", SCRIPT)
+    proj.commit("the script")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "sweep.py"], cwd=proj.root, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["RESULT True 3 True"]  # once: not in the workers
+
+
+MAIN_TASK_SCRIPT = """
+from smttask import RecordedTask, batch
+
+@RecordedTask
+def here(x: int) -> int:
+    return x
+
+if __name__ == "__main__":
+    here(x=1).save("tasks")
+result = batch.run("tasks", jobs=2, record=False)
+print("RESULT", result.ok)
+"""
+
+
+def test_a_task_defined_in_an_unguarded_script_is_explained(proj):
+    """Only a task defined in the script itself makes the workers import it; unguarded,
+    each worker says why it cannot."""
+    proj.write("here.py", MAIN_TASK_SCRIPT)
+    proc = subprocess.run([sys.executable, "here.py"], cwd=proj.root, capture_output=True,
+                          text=True, timeout=300)
+    assert "RESULT False" in proc.stdout
+    assert "calls smttask.batch.run() unguarded" in proc.stderr
+    guarded = MAIN_TASK_SCRIPT.replace("\nresult = ", "\nif __name__ == '__main__':\n    "
+                                       "result = ").replace('\nprint("', '\n    print("')
+    proj.write("here.py", guarded)
+    proc = subprocess.run([sys.executable, "here.py"], cwd=proj.root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.stdout.splitlines() == ["RESULT True"], proc.stderr
+
+
+def test_ok_means_nothing_failed(proj):
+    tasks = proj.module(TASKS)
+    folder = proj.root / "tasks"
+    paths = [tasks.square(x=x).save(folder) for x in (2, 13)]
+    dry = batches.run(paths, dry_run=True)
+    assert dry.ok and dry.count("would run") == 2
+    ran = batches.run(paths, jobs=2)
+    assert not ran.ok and ran.count("failed") == 1
+    assert proj.cli("run", "-n", "2", "tasks").returncode == 1
+    (folder / "broken.taskdesc.json").write_text("{")
+    assert not batches.run([paths[0], folder / "broken.taskdesc.json"], dry_run=True).ok
+    assert proj.cli("run", "--dry-run", "tasks").returncode == 1
+
+
 def test_pdb_opens_the_debugger_in_the_failing_task(proj):
     import pexpect
 

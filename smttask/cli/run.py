@@ -183,13 +183,13 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         ids = sorted({j.slurm_id.split("_")[0] for j in batch.jobs if j.slurm_id})
         click.echo(f"submitted {batch.count('submitted')} task(s) as SLURM job(s) "
                    f"{', '.join(ids)}; `smttask run --status` reports on them")
-        sys.exit(0 if not batch.invalid else 1)
+        sys.exit(0 if batch.ok else 1)
     if dry_run:
         for job in batch.jobs:
             click.echo(f"{job.state:<10} {job.name}")
         click.echo(f"{batch.count('would run')} would run, {batch.count('would load')} would "
                    f"load, {len(batch.invalid)} invalid", err=True)
-        sys.exit(0 if not batch.invalid else 1)
+        sys.exit(0 if batch.ok else 1)
     _summary(display.console, batch, verbose)
     if batch.interrupted:
         sys.exit(130)

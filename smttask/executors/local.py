@@ -4,6 +4,10 @@ Each worker (stable ``SMTTASK_PROCESS_NUM`` = 1…N) is fed one job at a time th
 own pipe and records its own runs, the record store being protected by its lock. Ctrl-C
 stops scheduling and interrupts running tasks (their records end ``_killed_``, no output
 is written); a second Ctrl-C stops at once.
+
+Workers do not import the caller's main script again (as multiprocessing's spawn and
+forkserver methods do), unless a task of the batch is defined in it: a script calling
+``smttask.batch.run()`` needs no ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..jobs import BatchResult, Event, Job, JobState, Report, WorkerSettings, execute, message
+from ..task import Task
 
 __all__ = ["LocalExecutor", "PRELOAD"]
 
@@ -60,10 +68,37 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
+def _defined_in_main(task: Task) -> bool:
+    """True if ``task`` or a task among its inputs is defined in the main script."""
+    return type(task).__module__ == "__main__" or any(
+        _defined_in_main(v) for v in task.inputs.__dict__.values() if isinstance(v, Task))
+
+
+@contextlib.contextmanager
+def _main_script_hidden(hidden: bool) -> Iterator[None]:
+    """Start processes that do not run the main script again.
+
+    multiprocessing's spawn and forkserver children import the parent's main script (as
+    ``__mp_main__``) when its module has a ``__file__``; a script that calls
+    ``batch.run()`` at its top level would start the batch again in each of them.
+    While an empty ``__main__`` stands in for it, children skip that import.
+    """
+    if not hidden:
+        yield
+        return
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class _Pool:
     """N worker processes, each fed one job at a time through its own pipe."""
 
-    def __init__(self, size: int, settings: WorkerSettings) -> None:
+    def __init__(self, size: int, settings: WorkerSettings, main_script: bool = False
+                 ) -> None:
         methods = multiprocessing.get_all_start_methods()
         method = "forkserver" if "forkserver" in methods else "spawn"
         ctx: Any = multiprocessing.get_context(method)
@@ -71,13 +106,15 @@ class _Pool:
             ctx.set_forkserver_preload(PRELOAD if settings.record else PRELOAD[:1])
         self.settings = settings
         self.ctx = ctx
+        self.main_script = main_script  # the workers need it: tasks are defined there
         self.workers = [self._start(number) for number in range(1, size + 1)]
 
     def _start(self, number: int) -> tuple[Any, Connection]:
         ours, theirs = self.ctx.Pipe()
         proc = self.ctx.Process(target=_worker, args=(theirs, number, self.settings),
                                 name=f"smttask-worker-{number}", daemon=True)
-        proc.start()
+        with _main_script_hidden(not self.main_script):
+            proc.start()
         theirs.close()
         return proc, ours
 
@@ -141,7 +178,8 @@ class LocalExecutor:
                     return
 
     def _run_pool(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
-        pool = _Pool(min(self.jobs, max(1, len(batch.jobs))), settings)
+        pool = _Pool(min(self.jobs, max(1, len(batch.jobs))), settings,
+                     main_script=any(_defined_in_main(job.task) for job in batch.jobs))
         busy: dict[int, Job] = {}
         stopping = False
         interrupts = 0
@@ -201,6 +239,7 @@ class LocalExecutor:
         except (EOFError, OSError):
             report = None
         if report is None:
+            pool.workers[index][0].join(timeout=5)
             code = pool.workers[index][0].exitcode
             pool.restart(index)
             return Report(JobState.FAILED, error=f"worker process died (exit code {code})")
