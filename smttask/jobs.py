@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
+import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -34,15 +35,13 @@ __all__ = [
     "Report",
     "WorkerSettings",
     "check_repo",
+    "debugger_on_terminal",
     "execute",
     "load_all",
     "on_disk",
     "plan",
     "upstream",
 ]
-
-logger = logging.getLogger(__name__)
-
 
 class JobState(str, enum.Enum):
     """Where a job is: pending → running → ran | loaded | failed | skipped | killed."""
@@ -105,6 +104,7 @@ class Job:
     duration: float = 0.0
     label: str | None = None
     error: str = ""
+    traceback: str = ""  # of the last failure (the task's own code), '' if none
     worker: int | None = None
     slurm_id: str | None = None
     log: Path | None = None
@@ -129,12 +129,11 @@ class Job:
         self.duration += report.duration
         self.label = report.label or self.label
         self.error = report.error
+        self.traceback = report.traceback
         if report.state is JobState.FAILED and self.attempts <= retries:
             self.state = JobState.PENDING
             return False
         self.state = report.state
-        if self.state is JobState.FAILED and report.traceback:
-            logger.debug("%s failed:\n%s", self.name, report.traceback)
         return True
 
 
@@ -302,13 +301,48 @@ class WorkerSettings:
             repo.pin(None)
 
 
-def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False) -> Report:
+def debugger_on_terminal(on_open: Callable[[], None] | None = None) -> Callable[..., Any]:
+    """A ``sys.breakpointhook`` for tasks run by a batch: ``breakpoint()`` opens pdb on the
+    process's terminal (``/dev/tty``), which a worker process's stdin is not, after
+    ``on_open()`` (which pauses the progress display). Without a terminal, it raises an
+    error that says how to debug instead. ``PYTHONBREAKPOINT=0`` still turns breakpoints
+    off; another debugger named there is called as usual, after ``on_open()``."""
+
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        choice = os.environ.get("PYTHONBREAKPOINT", "")
+        if choice == "0":
+            return None
+        if choice not in ("", "pdb.set_trace"):
+            if on_open is not None:
+                on_open()
+            return sys.__breakpointhook__(*args, **kwargs)
+        try:
+            tty_in, tty_out = open("/dev/tty"), open("/dev/tty", "w")  # noqa: SIM115
+        except OSError:
+            raise RuntimeError(
+                "breakpoint() needs a terminal, and the process running this task has none; "
+                "debug it in a terminal with `smttask run -n 1 TASKFILE` (or `smttask run "
+                "--pdb TASKFILE` to stop where it fails)") from None
+        if on_open is not None:
+            on_open()
+        import pdb
+
+        pdb.Pdb(stdin=tty_in, stdout=tty_out).set_trace(sys._getframe(1))
+        return None
+
+    return hook
+
+
+def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False,
+            on_breakpoint: Callable[[], None] | None = None) -> Report:
     """Run one job in this process; its report (never raises, except KeyboardInterrupt
-    when it arrives outside the task)."""
+    when it arrives outside the task). ``breakpoint()`` in the task opens the debugger on
+    the terminal, after ``on_breakpoint()`` (see :func:`debugger_on_terminal`)."""
     desc, script, top = msg
     start = time.perf_counter()
     report = Report(JobState.FAILED)
     token = script_arguments.set(script)
+    saved_hook, sys.breakpointhook = sys.breakpointhook, debugger_on_terminal(on_breakpoint)
     task = None
     try:
         task = taskfile.load(desc, allow=settings.allow)
@@ -328,6 +362,7 @@ def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = Fals
 
             pdb.post_mortem(exc.__traceback__)
     finally:
+        sys.breakpointhook = saved_hook
         script_arguments.reset(token)
     if task is not None:
         report.label = task.record_label

@@ -41,6 +41,12 @@ def plus(y: float, z: float) -> float:
 def slow(x: float) -> float:
     time.sleep(60)
     return x
+
+@RecordedTask
+def paused(x: float) -> float:
+    y = x * 3
+    breakpoint()
+    return y + 1
 """
 
 
@@ -269,3 +275,60 @@ def test_pdb_opens_the_debugger_in_the_failing_task(proj):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 1
+
+
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_breakpoint_under_the_runner_gets_the_terminal(proj, jobs):
+    """`breakpoint()` in a task under `smttask run`: the progress display pauses, pdb
+    works on the terminal (in a worker process too), one debugger at a time, and the runs
+    are recorded as usual."""
+    import pexpect
+
+    tasks = proj.module(TASKS)
+    for x in (1.0, 2.0):
+        tasks.paused(x=x).save(proj.root / "tasks")
+    child = pexpect.spawn(str(Path(sys.executable).with_name("smttask")),
+                          ["run", "-n", jobs, "tasks"], cwd=str(proj.root),
+                          env={**os.environ, "TERM": "xterm"}, encoding="utf-8", timeout=60,
+                          dimensions=(30, 120))
+    seen = []
+    for _ in range(2):
+        child.expect("pdb has the terminal")
+        child.expect(r"\(Pdb\) ")
+        child.sendline("p y")
+        child.expect(r"(\d\.0)\r\n\(Pdb\) ")
+        seen.append(child.match.group(1))
+        child.sendline("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert sorted(seen) == ["3.0", "6.0"]
+    assert "2 ran" in child.before
+    assert len(labels_by_tag(proj, "_finished_")) == 2
+
+
+def test_breakpoint_without_a_terminal_says_how_to_debug(proj):
+    tasks = proj.module(TASKS)
+    tasks.paused(x=1.0).save(proj.root / "tasks")
+    proc = subprocess.run([str(Path(sys.executable).with_name("smttask")), "run", "-n", "2",
+                           "tasks"], cwd=proj.root, capture_output=True, text=True,
+                          start_new_session=True, stdin=subprocess.DEVNULL, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(proj.root)})
+    assert proc.returncode == 1
+    assert "breakpoint() needs a terminal" in proc.stderr
+    assert "smttask run -n 1 TASKFILE" in proc.stderr
+    [crashed] = labels_by_tag(proj, "_crashed_")
+    assert "breakpoint() needs a terminal" in crashed.outcome
+
+
+def test_verbose_run_prints_the_traceback_of_a_failed_task(proj):
+    tasks = proj.module(TASKS)
+    tasks.square(x=13).save(proj.root / "tasks")
+    quiet = proj.cli("run", "-n", "2", "tasks")
+    assert quiet.returncode == 1 and "ValueError: unlucky 13" in quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    loud = proj.cli("-v", "run", "-n", "2", "tasks")
+    assert loud.returncode == 1
+    assert "Traceback of square__" in loud.stderr, loud.stderr
+    assert f"{proj.pkg}/tasks.py\", line 8, in square" in loud.stderr, loud.stderr
+    assert 'raise ValueError("unlucky 13")' in loud.stderr

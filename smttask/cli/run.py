@@ -11,7 +11,8 @@ __all__ = ["run"]
 
 
 class _Display:
-    """Progress for a batch: a rich bar on a terminal, one line per task otherwise."""
+    """Progress for a batch: a rich bar on a terminal, one line per task otherwise; paused
+    while a task's debugger has the terminal. With -v, failed tasks' tracebacks."""
 
     def __init__(self, quiet: bool, verbose: int, live: bool = True) -> None:
         from rich.console import Console
@@ -23,6 +24,8 @@ class _Display:
         self.progress: Any = None
         self.bar: Any = None
         self.done = 0
+        self.debugging: set[int] = set()  # ids of the jobs whose debugger is open
+        self.held: list[Any] = []  # what to print once no debugger is open
 
     def __call__(self, kind: str, job: Any, batch: Any) -> None:
         if kind == "planned":
@@ -30,17 +33,47 @@ class _Display:
                 self.console.print(f"[red]invalid[/] {reason}", highlight=False, soft_wrap=True)
             if self.live:
                 self._start(len(batch.jobs))
+        elif kind == "debugging":
+            self._pause(job)
         elif kind == "finished":
             self.done += 1
-            if self.live:
-                self._update(batch)
-            elif not self.quiet or job.state not in ("ran", "loaded"):
+            if not self.live and (not self.quiet or job.state not in ("ran", "loaded")):
                 self._line(job, len(batch.jobs))
-        elif kind == "started" and self.live:
+            if self.verbose and job.traceback and job.state == "failed":
+                self._print(f"Traceback of {job.name} (record {job.label or 'none'}):\n"
+                            + job.traceback.rstrip())
+            if id(job) in self.debugging:
+                self._resume(job)
+            if self.live and not self.debugging:
+                self._update(batch)
+        elif kind == "started" and self.live and not self.debugging:
             self._update(batch)
         elif kind == "done" and self.progress is not None:
             self._update(batch)
             self.progress.stop()
+
+    def _pause(self, job: Any) -> None:
+        if not self.debugging and self.progress is not None:
+            self.progress.stop()
+        self.debugging.add(id(job))
+        self.console.print(f"breakpoint() in {job.name}: pdb has the terminal (`c` lets the "
+                           "task go on, `q` fails it); the progress display waits",
+                           highlight=False, soft_wrap=True)
+
+    def _resume(self, job: Any) -> None:
+        self.debugging.discard(id(job))
+        if not self.debugging:
+            for text in self.held:
+                self.console.print(text, highlight=False, soft_wrap=True, markup=False)
+            self.held.clear()
+            if self.progress is not None:
+                self.progress.start()
+
+    def _print(self, text: str) -> None:
+        if self.debugging:
+            self.held.append(text)
+        else:
+            self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
     def _start(self, total: int) -> None:
         from rich.progress import (
@@ -70,9 +103,8 @@ class _Display:
         width = len(str(total))
         extra = f"  record {job.label}" if job.label else ""
         error = f"  {job.error}" if job.error else ""
-        self.console.print(
-            f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
-            f"{job.duration:.2f}s{extra}{error}", highlight=False, soft_wrap=True)
+        self._print(f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
+                    f"{job.duration:.2f}s{extra}{error}")
 
 
 def _summary(console: Any, batch: Any, verbose: int) -> None:

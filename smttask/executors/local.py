@@ -5,6 +5,10 @@ own pipe and records its own runs, the record store being protected by its lock.
 stops scheduling and interrupts running tasks (their records end ``_killed_``, no output
 is written); a second Ctrl-C stops at once.
 
+``breakpoint()`` in a task opens pdb on the terminal: a worker asks the batch to pause its
+progress display first, and holds the terminal (one debugger at a time) until its task
+ends.
+
 Workers do not import the caller's main script again (as multiprocessing's spawn and
 forkserver methods do), unless a task of the batch is defined in it: a script calling
 ``smttask.batch.run()`` needs no ``if __name__ == "__main__":`` guard.
@@ -35,11 +39,38 @@ PRELOAD = ["smttask.executors.local", "smttask.provenance", "sumatra.records",
            "sumatra.parameters", "sumatra.recordstore.django_store", "django.db"]
 
 
-def _worker(conn: Connection, number: int, settings: WorkerSettings) -> None:
+#: What a worker sends before ``breakpoint()`` opens the debugger; the batch answers
+#: :data:`GO` once its progress display is paused.
+DEBUGGING, GO = "debugging", "go"
+
+
+class _Terminal:
+    """A worker's claim on the terminal for a debugger, until its job ends."""
+
+    def __init__(self, conn: Connection, lock: Any) -> None:
+        self.conn, self.lock, self.held = conn, lock, False
+
+    def claim(self) -> None:
+        if not self.held:
+            self.lock.acquire()
+            self.held = True
+            self.conn.send(DEBUGGING)
+            with contextlib.suppress(EOFError, OSError):
+                self.conn.recv()  # GO: the display is paused
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
+
+
+def _worker(conn: Connection, number: int, settings: WorkerSettings, terminal_lock: Any
+            ) -> None:
     os.environ["SMTTASK_PROCESS_NUM"] = str(number)
     handler = _Interrupt()
     signal.signal(signal.SIGINT, handler)
     settings.prepare()
+    terminal = _Terminal(conn, terminal_lock)
     while True:
         try:
             msg = conn.recv()
@@ -49,10 +80,11 @@ def _worker(conn: Connection, number: int, settings: WorkerSettings) -> None:
             return
         handler.armed = True
         try:
-            report = execute(settings, msg)
+            report = execute(settings, msg, on_breakpoint=terminal.claim)
         except KeyboardInterrupt:  # arrived between the task and its report
             report = Report(JobState.KILLED, error="interrupted")
         handler.armed = False
+        terminal.release()
         conn.send(report)
 
 
@@ -107,12 +139,13 @@ class _Pool:
         self.settings = settings
         self.ctx = ctx
         self.main_script = main_script  # the workers need it: tasks are defined there
+        self.terminal = ctx.Lock()  # held by the worker whose debugger has the terminal
         self.workers = [self._start(number) for number in range(1, size + 1)]
 
     def _start(self, number: int) -> tuple[Any, Connection]:
         ours, theirs = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(theirs, number, self.settings),
-                                name=f"smttask-worker-{number}", daemon=True)
+        proc = self.ctx.Process(target=_worker, name=f"smttask-worker-{number}", daemon=True,
+                                args=(theirs, number, self.settings, self.terminal))
         with _main_script_hidden(not self.main_script):
             proc.start()
         theirs.close()
@@ -167,7 +200,8 @@ class LocalExecutor:
             while (job := next(batch.ready(), None)) is not None:
                 job.state = JobState.RUNNING
                 notify("started", job, batch)
-                report = execute(settings, message(job, settings.root), pdb_on_error=self.pdb)
+                report = execute(settings, message(job, settings.root), pdb_on_error=self.pdb,
+                                 on_breakpoint=lambda: notify("debugging", job, batch))
                 if report.state is JobState.KILLED:
                     job.state = JobState.KILLED
                     batch.interrupted = True
@@ -214,8 +248,13 @@ class LocalExecutor:
                     index = conns.get(done, sentinels.get(done))  # type: ignore[call-overload]
                     if index not in busy:
                         continue
-                    job = busy.pop(index)
-                    report = self._receive(pool, index, done in conns)
+                    received = self._receive(pool, index, done in conns)
+                    if received == DEBUGGING:  # breakpoint(): pause the display, say go
+                        notify("debugging", busy[index], batch)
+                        with contextlib.suppress(OSError):
+                            pool.workers[index][1].send(GO)
+                        continue
+                    job, report = busy.pop(index), received
                     if report.state is JobState.KILLED:
                         job.state, job.error = JobState.KILLED, report.error or "interrupted"
                         job.label = report.label or job.label
@@ -232,8 +271,9 @@ class LocalExecutor:
         pool.close()
 
     @staticmethod
-    def _receive(pool: _Pool, index: int, readable: bool) -> Report:
-        """The worker's report, or a failure if it died (the worker is then replaced)."""
+    def _receive(pool: _Pool, index: int, readable: bool) -> Any:
+        """What the worker sent (its report, or DEBUGGING), or a failure if it died (the
+        worker is then replaced)."""
         try:
             report = pool.workers[index][1].recv() if readable else None
         except (EOFError, OSError):
