@@ -401,9 +401,11 @@ def project_of(paths: Iterable[str | os.PathLike[str]]) -> Project:
     one; else the active project or the working directory's (:func:`find_project`)."""
     paths = list(paths)
     for path in paths:
-        where = Path(path).resolve()
+        where = os.path.abspath(path)
+        if where.endswith(".json") or not os.path.isdir(where):
+            where = os.path.dirname(where)
         try:
-            return find_project(where if where.is_dir() else where.parent)
+            return find_project(where)
         except ProjectNotFoundError:
             continue
     try:
