@@ -184,7 +184,12 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
       smttask run --executor slurm --time 2:00:00 --mem 8G tasks/
       smttask run -n 4 tasks/sweep*      four at a time
       smttask run --dry-run tasks/       what would run, what would load
+      smttask -v run tasks/              with the full traceback of each failure
       smttask run --pdb tasks/a.taskdesc.json   debug a failing task
+      smttask run /path/to/project/tasks/       from anywhere: the task files' project
+
+    breakpoint() in a task opens pdb on this terminal (the progress display waits until
+    the task ends); see docs/running.md.
     """
     from .. import batch as batches
 
