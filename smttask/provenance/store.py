@@ -188,7 +188,7 @@ def _switch_database(db: dict[str, Any]) -> None:
         conn.close()
     with contextlib.suppress(AttributeError):
         del connections["default"]  # the next use connects to the new database
-    current.update(db)
+    current.update({"OPTIONS": {}, **db})  # a SQLite store's options are no PostgreSQL's
 
 
 def _store_object(url: str) -> Any:
