@@ -43,6 +43,7 @@ __all__ = [
     "upstream",
 ]
 
+
 class JobState(str, enum.Enum):
     """Where a job is: pending → running → ran | loaded | failed | skipped | killed."""
 
@@ -301,48 +302,60 @@ class WorkerSettings:
             repo.pin(None)
 
 
-def debugger_on_terminal(on_open: Callable[[], None] | None = None) -> Callable[..., Any]:
+def debugger_on_terminal(on_open: Callable[[], None] | None = None,
+                         previous: Callable[..., Any] | None = None) -> Callable[..., Any]:
     """A ``sys.breakpointhook`` for tasks run by a batch: ``breakpoint()`` opens pdb on the
-    process's terminal (``/dev/tty``), which a worker process's stdin is not, after
-    ``on_open()`` (which pauses the progress display). Without a terminal, it raises an
-    error that says how to debug instead. ``PYTHONBREAKPOINT=0`` still turns breakpoints
-    off; another debugger named there is called as usual, after ``on_open()``."""
+    process's terminal (``/dev/tty``; a worker process's stdin is not one), after
+    ``on_open()`` (which pauses the progress display).
+
+    ``previous`` is the hook of the caller's process, for jobs run there: one that is not
+    Python's default (an IDE's, Jupyter's) is kept, and the default one is used when there
+    is no terminal. In a worker (no ``previous``) and without a terminal, ``breakpoint()``
+    raises an error that says how to debug instead. ``PYTHONBREAKPOINT`` works as usual.
+    """
 
     def hook(*args: Any, **kwargs: Any) -> Any:
         choice = os.environ.get("PYTHONBREAKPOINT", "")
-        if choice == "0":
+        own = previous if previous is not sys.__breakpointhook__ else None  # an IDE's…
+        if own is None and choice == "0":
             return None
-        if choice not in ("", "pdb.set_trace"):
+        if own is not None or choice not in ("", "pdb.set_trace"):
             if on_open is not None:
                 on_open()
-            return sys.__breakpointhook__(*args, **kwargs)
+            return (own or sys.__breakpointhook__)(*args, **kwargs)
         try:
-            tty_in, tty_out = open("/dev/tty"), open("/dev/tty", "w")  # noqa: SIM115
+            tty = open("/dev/tty"), open("/dev/tty", "w")
         except OSError:
-            raise RuntimeError(
-                "breakpoint() needs a terminal, and the process running this task has none; "
-                "debug it in a terminal with `smttask run -n 1 TASKFILE` (or `smttask run "
-                "--pdb TASKFILE` to stop where it fails)") from None
+            if previous is None:
+                raise RuntimeError(
+                    "breakpoint() needs a terminal, and the process running this task has "
+                    "none; debug it in a terminal with `smttask run -n 1 TASKFILE` (or "
+                    "`smttask run --pdb TASKFILE` to stop where it fails)") from None
+            if on_open is not None:
+                on_open()
+            return previous(*args, **kwargs)
         if on_open is not None:
             on_open()
         import pdb
 
-        pdb.Pdb(stdin=tty_in, stdout=tty_out).set_trace(sys._getframe(1))
+        pdb.Pdb(stdin=tty[0], stdout=tty[1]).set_trace(sys._getframe(1))
         return None
 
     return hook
 
 
 def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False,
-            on_breakpoint: Callable[[], None] | None = None) -> Report:
+            on_breakpoint: Callable[[], None] | None = None, inline: bool = False) -> Report:
     """Run one job in this process; its report (never raises, except KeyboardInterrupt
     when it arrives outside the task). ``breakpoint()`` in the task opens the debugger on
-    the terminal, after ``on_breakpoint()`` (see :func:`debugger_on_terminal`)."""
+    the terminal, after ``on_breakpoint()`` (see :func:`debugger_on_terminal`; ``inline``:
+    this is the caller's process, whose own breakpoint hook is respected)."""
     desc, script, top = msg
     start = time.perf_counter()
     report = Report(JobState.FAILED)
     token = script_arguments.set(script)
-    saved_hook, sys.breakpointhook = sys.breakpointhook, debugger_on_terminal(on_breakpoint)
+    saved_hook = sys.breakpointhook
+    sys.breakpointhook = debugger_on_terminal(on_breakpoint, saved_hook if inline else None)
     task = None
     try:
         task = taskfile.load(desc, allow=settings.allow)

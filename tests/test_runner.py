@@ -321,6 +321,20 @@ def test_breakpoint_without_a_terminal_says_how_to_debug(proj):
     assert "breakpoint() needs a terminal" in crashed.outcome
 
 
+def test_breakpoint_in_this_process_keeps_the_callers_debugger(proj, monkeypatch):
+    """Jobs run in the caller's process (-n 1) keep its own breakpoint hook (an IDE's,
+    Jupyter's); the progress display is told first."""
+    tasks = proj.module(TASKS)
+    path = tasks.paused(x=2.0).save(proj.root / "tasks")
+    calls = []
+    monkeypatch.setattr(sys, "breakpointhook", lambda *a, **k: calls.append("hook"))
+    events = []
+    batch = batches.run([path], jobs=1, on_event=lambda kind, job, b: events.append(kind))
+    assert batch.ok and calls == ["hook"]
+    assert events == ["planned", "started", "debugging", "finished", "done"]
+    assert tasks.paused(x=2.0).run() == 7.0
+
+
 def test_verbose_run_prints_the_traceback_of_a_failed_task(proj):
     tasks = proj.module(TASKS)
     tasks.square(x=13).save(proj.root / "tasks")

@@ -46,8 +46,7 @@ def init(directory: Path, name: str | None, template: str | None, input_: str | 
     Asks a few questions (each has an option, for scripts; --yes accepts the defaults of
     the others), renders the project from a template, creates the Sumatra lab book
     (.smt/) and smttask.toml, and, if there is no git repository, creates one with a
-    first commit. Existing files are never
-    overwritten; Ctrl-C leaves nothing behind.
+    first commit. Existing files are never overwritten; Ctrl-C leaves nothing behind.
 
     \b
     Examples:

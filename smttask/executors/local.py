@@ -201,7 +201,8 @@ class LocalExecutor:
                 job.state = JobState.RUNNING
                 notify("started", job, batch)
                 report = execute(settings, message(job, settings.root), pdb_on_error=self.pdb,
-                                 on_breakpoint=lambda: notify("debugging", job, batch))
+                                 on_breakpoint=lambda: notify("debugging", job, batch),
+                                 inline=True)
                 if report.state is JobState.KILLED:
                     job.state = JobState.KILLED
                     batch.interrupted = True
