@@ -46,6 +46,8 @@ def _run(cwd: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               check=False)
     except FileNotFoundError:
+        if not Path(cwd).is_dir():
+            raise GitError(f"{cwd}: no such folder") from None
         raise GitError("git is not installed; smttask needs git to pin the code of each "
                        "run (apt-get install git)") from None
 
@@ -71,8 +73,9 @@ def repo_root(path: Path) -> Path:
 
 
 def in_repository(path: Path) -> bool:
-    """True if ``path`` (or, when it does not exist yet, its parent) is in a git repository."""
-    probe = path if path.exists() else path.parent
+    """True if ``path`` (or, when it does not exist yet, its nearest existing parent) is in
+    a git repository."""
+    probe = next(p for p in (path, *path.parents) if p.exists())
     return _run(probe, "rev-parse", "--show-toplevel").returncode == 0
 
 

@@ -169,6 +169,13 @@ def test_conflicting_files_stop_everything(tmp_path):
     assert snapshot(tmp_path) == before and not (tmp_path / ".smt").exists()
 
 
+def test_init_creates_missing_parent_folders(tmp_path):
+    proc = cli("project", "init", "--no-input", "--template", "minimal", "a/b/proj",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a/b/proj/smttask.toml").is_file()
+
+
 def test_init_twice_changes_nothing(tmp_path):
     assert cli("project", "init", "--no-input", cwd=tmp_path).returncode == 0
     before = snapshot(tmp_path)
