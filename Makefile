@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test fuzz demo bench lint clean
+.PHONY: venv test fuzz demo bench lint dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench: venv
 lint: venv
 	$(PY) -m ruff check smttask tests benchmarks
 	$(PY) -m mypy smttask
+
+# A wheel of this smttask in dist/ (install it with `pip install dist/smttask-*.whl`).
+dist: venv
+	rm -rf dist
+	$(PY) -m pip wheel --no-deps -q -w dist .
+	@ls dist/*.whl
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

@@ -66,10 +66,13 @@ def run(paths: Iterable[str | os.PathLike[str]], options: RunOptions | None = No
     opts = replace(opts, allow=tuple(opts.allow))
     started = time.perf_counter()
     notify: Event = on_event or (lambda kind, job, batch: None)
-    project = config.find_project() if opts.record else _optional_project()
-    if project is not None and str(project.root) not in sys.path:
-        sys.path.insert(0, str(project.root))
-    loaded, invalid = _load(paths, project, opts.allow)
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]  # one task file or folder
+    arguments: list[str] = [os.fspath(p) for p in paths]
+    project = config.project_of(arguments) if opts.record else _optional_project(arguments)
+    if project is not None:
+        project.add_to_path()
+    loaded, invalid = _load(arguments, project, opts.allow)
     pinned = (jobs.check_repo(project, [t for _, t in loaded])  # type: ignore[arg-type]
               if opts.record and loaded else None)
     batch = BatchResult(jobs.plan(loaded, project, opts.recompute), invalid)
@@ -122,7 +125,7 @@ def _load(arguments: Iterable[str | os.PathLike[str]], project: config.Project |
     found = taskfile.collect(files)
     if not found and not labels:
         raise TaskFileError("no task files found (task files end in .taskdesc.json)")
-    loaded, invalid = jobs.load_all(found, allow)
+    loaded, invalid = jobs.load_all(found, allow, project)
     tasks: list[tuple[Path | str, Any]] = list(loaded)
     for label in labels:
         if project is None:
@@ -175,8 +178,8 @@ def _executor(opts: RunOptions, project: config.Project | None,
     raise ExecutorError(f"unknown executor {opts.executor!r}: use local or slurm")
 
 
-def _optional_project() -> config.Project | None:
+def _optional_project(paths: list[str]) -> config.Project | None:
     try:
-        return config.find_project()
+        return config.project_of(paths)
     except ProjectNotFoundError:
         return None

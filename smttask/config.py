@@ -1,15 +1,20 @@
 """smttask.toml: the project's one human-edited configuration file.
 
 A project is a folder holding ``smttask.toml``; :func:`find_project` walks up from the
-working directory to find it. The module also holds the process-wide runtime switch
-:data:`record` (``smttask.config.record = False`` in a notebook turns recording off).
+working directory (or the folder of the task files, :func:`project_of`) to find it, and
+:meth:`Project.add_to_path` makes its own packages importable. The module also holds the
+process-wide runtime switch :data:`record` (``smttask.config.record = False`` in a
+notebook turns recording off).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import re
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -25,6 +30,7 @@ __all__ = [
     "Project",
     "ProjectConfig",
     "SlurmSection",
+    "activate",
     "add_dirty_directories",
     "check_name",
     "check_output",
@@ -36,6 +42,7 @@ __all__ = [
     "minutes",
     "normalise_relpath",
     "on_code_change",
+    "project_of",
     "record",
     "remove_dirty_directories",
     "render_config",
@@ -324,14 +331,27 @@ class Project:
         return url
 
     @property
+    def code_roots(self) -> list[Path]:
+        """The folders the project's packages are imported from: the project folder and
+        ``src/`` (if there is one)."""
+        return [p for p in (self.root, self.root / "src") if p.is_dir()]
+
+    def add_to_path(self) -> None:
+        """Make the project's own packages importable in this process, installed or not
+        (:attr:`code_roots` first on ``sys.path``). Every command and library function
+        that loads task files or records' tasks calls it."""
+        missing = [str(p) for p in self.code_roots if str(p) not in sys.path]
+        if missing:
+            sys.path[:0] = missing
+            importlib.invalidate_caches()
+
+    @property
     def packages(self) -> list[str]:
         """The packages whose modules task files may import: folders holding an
-        ``__init__.py`` at the project's top or under ``src/``, and smttask.toml's
-        ``[project] packages``. Never a top-level script such as ``run.py``."""
+        ``__init__.py`` in :attr:`code_roots` (the project's top and ``src/``), and
+        smttask.toml's ``[project] packages``. Never a top-level script such as ``run.py``."""
         found = set(self.config.project.packages or ())
-        for base in (self.root, self.root / "src"):
-            if not base.is_dir():
-                continue
+        for base in self.code_roots:
             for entry in base.iterdir():
                 if (entry.name.isidentifier() and not entry.name.startswith("_")
                         and (entry / "__init__.py").is_file()):
@@ -392,13 +412,29 @@ def _check_places(project: Project) -> None:
 
 
 _found: dict[str, Project] = {}
+_active: Project | None = None
+
+
+def activate(project: Project | None) -> Project | None:
+    """Make ``project`` the one :func:`find_project` finds without a ``start`` folder,
+    wherever the working directory is, and its packages importable (None: back to the
+    working directory's project); the previously active one. Batches activate the
+    project of their task files in the processes that run them."""
+    global _active
+    previous, _active = _active, project
+    if project is not None:
+        project.add_to_path()
+    return previous
 
 
 def find_project(start: str | os.PathLike[str] | None = None) -> Project:
-    """The project containing ``start`` (default: the working directory), walking up.
+    """The project containing ``start`` (default: the active project, else the working
+    directory), walking up.
 
     The result is cached and re-read when smttask.toml changes.
     """
+    if start is None and _active is not None:
+        start = _active.root
     key = os.fspath(start) if start is not None else os.getcwd()
     cached = _found.get(key)
     if cached is not None:
@@ -417,6 +453,29 @@ def find_project(start: str | os.PathLike[str] | None = None) -> Project:
         f"no {CONFIG_FILE} in {here} or any parent folder; run `smttask project init` "
         "there, or set smttask.config.record = False to run tasks without a project"
     )
+
+
+def project_of(paths: Iterable[str | os.PathLike[str]]) -> Project:
+    """The project holding the first of ``paths`` (task files or folders) that lies in
+    one; else the active project or the working directory's (:func:`find_project`)."""
+    paths = list(paths)
+    for path in paths:
+        where = os.path.abspath(path)
+        if where.endswith(".json") or not os.path.isdir(where):
+            where = os.path.dirname(where)
+        try:
+            return find_project(where)
+        except ProjectNotFoundError:
+            continue
+    try:
+        return find_project()
+    except ProjectNotFoundError:
+        if not paths:
+            raise
+        raise ProjectNotFoundError(
+            f"no {CONFIG_FILE} in a folder holding {os.fspath(paths[0])} nor in "
+            f"{os.getcwd()} or its parents; run `smttask project init` in the project "
+            "folder") from None
 
 
 def render_config(
@@ -475,7 +534,7 @@ def _code_paths(project: Project) -> list[Path]:
     paths = []
     for name in project.packages:
         rel = name.replace(".", "/")
-        for base in (project.root, project.root / "src"):
+        for base in project.code_roots:
             for candidate in (base / rel, base / f"{rel}.py"):
                 if candidate.exists():
                     paths.append(candidate.resolve())

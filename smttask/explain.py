@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from . import config, provenance, repo, taskfile
 from .compare import Difference, differences
-from .errors import GitError, SmttaskError
+from .errors import GitError, SmttaskError, UsageError
 from .outputs import CorruptResult, Datastore, ResultRef, read_sidecar
 from .view import RecordStoreView, RecordView
 
 if TYPE_CHECKING:
     from .task import Task
 
-__all__ = ["TaskStatus", "explain", "project_info", "status"]
+__all__ = ["TaskStatus", "explain", "find_output", "project_info", "status", "why"]
 
 
 @dataclass
@@ -99,9 +99,34 @@ def _on_disk(task: Task, ref: ResultRef, project: config.Project) -> str:
 
 def status(paths: Iterable[str | os.PathLike[str]], *, allow: tuple[str, ...] = ()
            ) -> list[tuple[Path, TaskStatus]]:
-    """:func:`explain` for every task file found in ``paths``, with its path."""
-    view = RecordStoreView()
-    return [(p, explain(taskfile.load(p, allow=allow), view)) for p in taskfile.collect(paths)]
+    """:func:`explain` for every task file found in ``paths``, with its path (in the
+    project holding the files, else the working directory's)."""
+    paths = list(paths)
+    view = RecordStoreView(config.project_of(paths))
+    return [(p, explain(taskfile.load(p, allow=allow, project=view.project), view))
+            for p in taskfile.collect(paths)]
+
+
+def why(path: str | os.PathLike[str], *, allow: tuple[str, ...] = ()) -> TaskStatus:
+    """:func:`explain` for one task file (in the project holding it, else the working
+    directory's)."""
+    view = RecordStoreView(config.project_of([path]))
+    return explain(taskfile.load(path, allow=allow, project=view.project), view)
+
+
+def find_output(path: str | os.PathLike[str], *, allow: tuple[str, ...] = ()
+                ) -> tuple[list[Path], list[Path]]:
+    """The result files of a task file's task, and the links of the results that are not
+    on disk (in the project holding the file, else the working directory's)."""
+    from .recorded import Recorded
+
+    project = config.project_of([path])
+    task = taskfile.load(path, allow=allow, project=project)
+    if not isinstance(task, Recorded):
+        raise UsageError(f"{path}: {task.taskname} is not a recorded task; its results are "
+                         "kept in memory only")
+    links = task.result_ref(Datastore.of(project)).links
+    return [p.resolve() for p in links if p.exists()], [p for p in links if not p.exists()]
 
 
 def project_info(project: config.Project) -> list[tuple[str, str]]:

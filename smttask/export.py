@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,11 +25,10 @@ def snakefile(paths: Iterable[str | os.PathLike[str]], *, allow: Iterable[str] =
     order. Upstream tasks without a task file get one in the project's task folder.
     Paths in the Snakefile are relative to the project root, where Snakemake must run.
     """
-    project = config.find_project()
-    if str(project.root) not in sys.path:
-        sys.path.insert(0, str(project.root))
+    paths = list(paths)
+    project = config.project_of(paths)
     allow = tuple(allow)
-    loaded, invalid = jobs.load_all(taskfile.collect(paths), allow)
+    loaded, invalid = jobs.load_all(taskfile.collect(paths), allow, project)
     if invalid:
         raise TaskFileError(invalid[0][1])
     planned = jobs.plan(loaded, project)

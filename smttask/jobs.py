@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
+import os
 import sys
 import time
 import traceback
@@ -36,14 +36,13 @@ __all__ = [
     "Report",
     "WorkerSettings",
     "check_repo",
+    "debugger_on_terminal",
     "execute",
     "load_all",
     "on_disk",
     "plan",
     "upstream",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 class JobState(str, enum.Enum):
@@ -69,6 +68,13 @@ class JobState(str, enum.Enum):
     @property
     def succeeded(self) -> bool:
         return self in (JobState.RAN, JobState.LOADED)
+
+    @property
+    def fine(self) -> bool:
+        """Nothing went wrong: it ran, loaded, would run or load (a dry run), or was
+        submitted (SLURM, without waiting)."""
+        return self.succeeded or self in (JobState.WOULD_RUN, JobState.WOULD_LOAD,
+                                          JobState.SUBMITTED)
 
     @property
     def stopped(self) -> bool:
@@ -100,6 +106,7 @@ class Job:
     duration: float = 0.0
     label: str | None = None
     error: str = ""
+    traceback: str = ""  # of the last failure (the task's own code), '' if none
     worker: int | None = None
     slurm_id: str | None = None
     log: Path | None = None
@@ -124,12 +131,11 @@ class Job:
         self.duration += report.duration
         self.label = report.label or self.label
         self.error = report.error
+        self.traceback = report.traceback
         if report.state is JobState.FAILED and self.attempts <= retries:
             self.state = JobState.PENDING
             return False
         self.state = report.state
-        if self.state is JobState.FAILED and report.traceback:
-            logger.debug("%s failed:\n%s", self.name, report.traceback)
         return True
 
 
@@ -148,8 +154,10 @@ class BatchResult:
 
     @property
     def ok(self) -> bool:
+        """True if nothing failed: every task file valid, not interrupted, every job
+        ran, loaded, would run or load (dry run) or was submitted (SLURM, no wait)."""
         return (not self.invalid and not self.interrupted
-                and all(j.state.succeeded for j in self.jobs))
+                and all(j.state.fine for j in self.jobs))
 
     def ready(self) -> Iterator[Job]:
         """Pending jobs whose upstream jobs succeeded (marking those whose upstream
@@ -179,14 +187,15 @@ Event = Callable[[str, "Job | None", BatchResult], None]
 Output = Callable[["Job | None", str, str], None]
 
 
-def load_all(files: list[Path], allow: tuple[str, ...]
+def load_all(files: list[Path], allow: tuple[str, ...], project: config.Project | None = None
              ) -> tuple[list[tuple[Path, Task]], list[tuple[Path, str]]]:
-    """Every task file loaded; the invalid ones with their one-line reason."""
+    """Every task file loaded (``project``'s packages allowed; default: the project of
+    each file); the invalid ones with their one-line reason."""
     taskfile.check_imports(allow)
     tasks, invalid = [], []
     for path in files:
         try:
-            tasks.append((path, taskfile.load(path, allow=allow)))
+            tasks.append((path, taskfile.load(path, allow=allow, project=project)))
         except SmttaskError as exc:
             invalid.append((path, str(exc)))
     return tasks, invalid
@@ -274,34 +283,85 @@ class WorkerSettings:
     pinned: repo.Checked | None
     on_code_change: str | None = None  # overrides smttask.toml's [cache] setting
 
-    def prepare(self) -> None:
-        """Make this (worker) process ready to run the batch's jobs."""
-        if self.root and self.root not in sys.path:
-            sys.path.insert(0, self.root)
+    def prepare(self) -> config.Project | None:
+        """Make this (worker) process ready to run the batch's jobs: the batch's project
+        active (wherever the working directory is), its code importable; the project
+        active before."""
+        previous = config.activate(config.load_project(self.root) if self.root else None)
         config.record = self.record
         config.on_code_change = self.on_code_change
         repo.pin(self.pinned)
+        return previous
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
-        """:meth:`prepare` this process for the block, then restore the recording switch
-        and the pinned repository state (for batches run in the caller's process)."""
+        """:meth:`prepare` this process for the block, then restore the active project,
+        the recording switch and the pinned repository state (for batches run in the
+        caller's process)."""
         saved = config.record, config.on_code_change
-        self.prepare()
+        active = self.prepare()
         try:
             yield
         finally:
             config.record, config.on_code_change = saved
+            config.activate(active)
             repo.pin(None)
 
 
-def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False) -> Report:
+def debugger_on_terminal(on_open: Callable[[], None] | None = None,
+                         previous: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """A ``sys.breakpointhook`` for tasks run by a batch: ``breakpoint()`` opens pdb on the
+    process's terminal (``/dev/tty``; a worker process's stdin is not one), after
+    ``on_open()`` (which pauses the progress display).
+
+    ``previous`` is the hook of the caller's process, for jobs run there: one that is not
+    Python's default (an IDE's, Jupyter's) is kept, and the default one is used when there
+    is no terminal. In a worker (no ``previous``) and without a terminal, ``breakpoint()``
+    raises an error that says how to debug instead. ``PYTHONBREAKPOINT`` works as usual.
+    """
+
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        choice = os.environ.get("PYTHONBREAKPOINT", "")
+        own = previous if previous is not sys.__breakpointhook__ else None  # an IDE's…
+        if own is None and choice == "0":
+            return None
+        if own is not None or choice not in ("", "pdb.set_trace"):
+            if on_open is not None:
+                on_open()
+            return (own or sys.__breakpointhook__)(*args, **kwargs)
+        try:
+            tty = open("/dev/tty"), open("/dev/tty", "w")
+        except OSError:
+            if previous is None:
+                raise RuntimeError(
+                    "breakpoint() needs a terminal, and the process running this task has "
+                    "none; debug it in a terminal with `smttask run -n 1 TASKFILE` (or "
+                    "`smttask run --pdb TASKFILE` to stop where it fails)") from None
+            if on_open is not None:
+                on_open()
+            return previous(*args, **kwargs)
+        if on_open is not None:
+            on_open()
+        import pdb
+
+        pdb.Pdb(stdin=tty[0], stdout=tty[1]).set_trace(sys._getframe(1))
+        return None
+
+    return hook
+
+
+def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False,
+            on_breakpoint: Callable[[], None] | None = None, inline: bool = False) -> Report:
     """Run one job in this process; its report (never raises, except KeyboardInterrupt
-    when it arrives outside the task)."""
+    when it arrives outside the task). ``breakpoint()`` in the task opens the debugger on
+    the terminal, after ``on_breakpoint()`` (see :func:`debugger_on_terminal`; ``inline``:
+    this is the caller's process, whose own breakpoint hook is respected)."""
     desc, script, top = msg
     start = time.perf_counter()
     report = Report(JobState.FAILED)
     token = script_arguments.set(script)
+    saved_hook = sys.breakpointhook
+    sys.breakpointhook = debugger_on_terminal(on_breakpoint, saved_hook if inline else None)
     task = None
     try:
         task = taskfile.load(desc, allow=settings.allow)
@@ -320,6 +380,7 @@ def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = Fals
 
             pdb.post_mortem(exc.__traceback__)
     finally:
+        sys.breakpointhook = saved_hook
         script_arguments.reset(token)
     if task is not None:
         report.label = task.record_label

@@ -26,16 +26,20 @@ from .outputs import (
 from .recorded import Recorded
 from .view import RecordStoreView, RecordView
 
-__all__ = ["Breach", "DeletionPlan", "RebuildReport", "VerifyReport", "create_surrogates",
-           "delete", "plan_deletion", "rebuild_links", "verify"]
+__all__ = ["Breach", "DeletionPlan", "RebuildReport", "SurrogateReport", "VerifyReport",
+           "create_surrogates", "delete", "plan_deletion", "rebuild_links", "verify"]
 
 
 @dataclass
 class RebuildReport:
-    """What :func:`rebuild_links` did."""
+    """What :func:`rebuild_links` did; ``ok`` unless a record was skipped."""
 
     linked: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
 
 
 def rebuild_links(view: RecordStoreView | None = None) -> RebuildReport:
@@ -43,12 +47,16 @@ def rebuild_links(view: RecordStoreView | None = None) -> RebuildReport:
 
     Each finished record's task is rebuilt to get its current digest (so this also
     migrates results after a digest-scheme change). Archived files are never moved or
-    deleted; a real file where a link should be is moved aside.
+    deleted; a real file where a link should be is moved aside. A record whose task
+    cannot be rebuilt or whose output files are gone is skipped, with the reason
+    (records tagged ``outputs-gone`` by ``store verify --fix`` are history, not skipped).
     """
     view = view if view is not None else RecordStoreView()
     store = Datastore.of(view.project)
     report = RebuildReport()
     for record in reversed(list(view.filter.status("finished"))):  # oldest first
+        if OUTPUTS_GONE in record.tags:
+            continue
         try:
             task = record.task
         except SmttaskError as exc:
@@ -115,30 +123,54 @@ def delete(plan: DeletionPlan) -> None:
     provenance.delete_records(project, [r.label for r in plan.records])
 
 
+@dataclass
+class SurrogateReport:
+    """What :func:`create_surrogates` did; ``ok`` unless a task file was skipped."""
+
+    made: list[str] = field(default_factory=list)  # labels of the new records
+    recorded: list[Path] = field(default_factory=list)  # task files whose result has one
+    skipped: list[str] = field(default_factory=list)  # "<task file>: <why>"
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+
 def create_surrogates(paths: Iterable[str | os.PathLike[str]], *,
-                      allow: tuple[str, ...] = ()) -> list[str]:
-    """Records for results on disk that no record claims; the new labels.
+                      allow: tuple[str, ...] = ()) -> SurrogateReport:
+    """Records for the results of these task files that are on disk but that no record
+    claims (in the project holding the files, else the working directory's).
 
     A surrogate record carries the tag ``surrogate``, the current commit (not necessarily
-    the code that made the result) and says so in its outcome.
+    the code that made the result) and says so in its outcome. A task file that cannot
+    be loaded, is not a recorded task or whose result is not on disk is skipped, with
+    the reason.
     """
-    view = RecordStoreView()
+    paths = list(paths)
+    view = RecordStoreView(config.project_of(paths))
     project = view.project
     store = Datastore.of(project)
     claimed = {p.resolve() for r in view for p in r.output_files}
-    made = []
+    report = SurrogateReport()
     recorder = provenance.recorder(project)
     root = repo.repo_root(project.root)
     commit = repo.state(project.root, project.config.repo.dirty_directories).commit or ""
     for path in taskfile.collect(paths):
-        task = taskfile.load(path, allow=allow)
+        try:
+            task = taskfile.load(path, allow=allow, project=project)
+        except SmttaskError as exc:
+            report.skipped.append(str(exc))
+            continue
         if not isinstance(task, Recorded):
+            report.skipped.append(f"{path}: {task.taskname} is not a recorded task")
             continue
         ref = task.result_ref(store)
         if not ref.on_disk:
+            report.skipped.append(f"{path}: its result is not on disk")
             continue
         targets = ref.files()
         if any(t in claimed for t in targets):
+            report.recorded.append(path)
             continue
         module_file, _ = repo.code_location(type(task).__module__, root)
         parameters, stored = taskfile.record_form(task, store)
@@ -151,8 +183,8 @@ def create_surrogates(paths: Iterable[str | os.PathLike[str]], *,
                         outcome="Surrogate record: the result existed without a record; "
                                 "the commit is the one current when the surrogate was made.",
                         outputs=[Written.of(t) for t in targets], stdout_stderr="")
-        made.append(run.label)
-    return made
+        report.made.append(run.label)
+    return report
 
 
 # --- verify: the datastore and the record store agree --------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "clone",
     "code_location",
     "commit_all",
+    "commit_file",
     "diff",
     "git_user",
     "has_commit",
@@ -43,8 +44,9 @@ __all__ = [
     "require_recordable",
     "require_tracked",
     "state",
-    "untracked",
+    "unblock_hint",
     "uncommitted",
+    "untracked",
 ]
 
 
@@ -55,8 +57,8 @@ def _run(cwd: Path | str, *args: str, stdin: str | None = None
                               check=False, input=stdin,
                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     except FileNotFoundError:
-        if shutil.which("git") is not None:
-            raise GitError(f"{cwd} does not exist") from None
+        if not Path(cwd).is_dir():
+            raise GitError(f"{cwd}: folder does not exist") from None
         raise GitError("git is not installed; smttask needs git to pin the code of each "
                        "run (apt-get install git)") from None
 
@@ -232,10 +234,46 @@ def require_recordable(
         return Checked(st, diff(st.root, dirty_directories))
     shown = ", ".join(st.blocking[:10]) + (" …" if len(st.blocking) > 10 else "")
     raise DirtyRepositoryError(
-        f"uncommitted changes block recording: {shown}. Commit them, or mark their folder "
-        "with `smttask project dirty add DIR` if they are not code",
+        f"uncommitted changes block recording: {shown}. "
+        + unblock_hint(st.blocking, Path(path).resolve().relative_to(st.root), code_paths),
         st.blocking,
     )
+
+
+def unblock_hint(blocking: Sequence[str], project: PurePosixPath | Path,
+                 code_paths: Sequence[str] = ()) -> str:
+    """What to do about blocking changes (repo-relative paths), path by path: code, files
+    directly in the project folder ``project`` (repo-relative; smttask.toml,
+    pyproject.toml) and files outside it must be committed; other files may instead have
+    their top folder below the project folder marked dirty."""
+    base = PurePosixPath(*Path(project).parts)
+    code = [PurePosixPath(c) for c in code_paths]
+    commit: list[str] = []
+    folders: dict[str, list[str]] = {}
+    for rel in blocking:
+        p = PurePosixPath(rel.rstrip("/"))
+        inside = p.relative_to(base).parts if p.is_relative_to(base) else ()
+        if len(inside) < 2 or p.suffix in (".py", ".pyx") or _under(rel, code):
+            commit.append(rel)
+        else:
+            folders.setdefault(inside[0], []).append(rel)
+    others = [rel for found in folders.values() for rel in found]
+    parts = []
+    if commit and not others:
+        parts.append("Commit it" if len(commit) == 1 else "Commit them")
+    elif commit:
+        parts.append(f"Commit {_few(commit)} (code and configuration must be committed)")
+    if others:
+        verb = "commit" if commit else "Commit"
+        also = " too" if commit else ""
+        parts.append(f"{verb} {_few(others)}{also}, or, if not code, mark "
+                     f"{'its folder' if len(folders) == 1 else 'their folders'} dirty: "
+                     f"`smttask project dirty add {' '.join(folders)}`")
+    return "; ".join(parts)
+
+
+def _few(paths: Sequence[str]) -> str:
+    return ", ".join(paths[:5]) + (" …" if len(paths) > 5 else "")
 
 
 _tracked: dict[Path, set[str]] = {}
@@ -328,6 +366,18 @@ def git_user(root: Path) -> str:
     proc = _run(root, "var", "GIT_AUTHOR_IDENT")
     ident = proc.stdout.strip()
     return ident.rsplit(" ", 2)[0] if proc.returncode == 0 and ident else ""
+
+
+def commit_file(path: Path, message: str) -> str:
+    """Commit this one file as it is now (other staged changes stay staged); the commit."""
+    path = Path(path).resolve()
+    _git(path.parent, "add", "--", path.name)
+    proc = _run(path.parent, "commit", "-q", "-m", message, "--", path.name)
+    if proc.returncode != 0:
+        why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "git failed"
+        raise GitError(f"cannot commit {path.name}: {why} (set `git config user.name` and "
+                       "`user.email` if git asks who you are)")
+    return _git(path.parent, "rev-parse", "HEAD").strip()
 
 
 def commit_all(root: Path, message: str) -> str | None:

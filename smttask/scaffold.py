@@ -28,7 +28,8 @@ from . import config, repo, store_url, templates
 from .errors import ScaffoldError
 from .templates import GITIGNORE_HEADER, template_dir
 
-__all__ = ["Answers", "InitReport", "TEMPLATES", "ask", "init", "template_dir"]
+__all__ = ["Answers", "InitReport", "TEMPLATES", "ask", "commit_config", "config_uncommitted",
+           "init", "template_dir"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _ask_text(message: str, default: str, check: Callable[[str], Any]) -> str:
         return answer
 
 
-def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = False,
+def ask(dest: Path, given: dict[str, Any], *, interactive: bool,
         echo: Callable[[str], None] = print) -> Answers | None:
     """Complete ``given`` (answers from options) with defaults or questions; None if declined.
 
@@ -213,8 +214,6 @@ def ask(dest: Path, given: dict[str, Any], *, interactive: bool, yes: bool = Fal
         ).unsafe_ask()
     answers = make_answers(**values)
     echo(summary(dest, answers))
-    if yes:
-        return answers
     return answers if questionary.confirm("Create the project?", default=True).unsafe_ask() \
         else None
 
@@ -372,6 +371,18 @@ def _merge_gitignore(dest: Path, lines: list[str], undo: _Undo) -> list[str]:
     blank = "\n" if existing else ""
     path.write_text(existing + sep + blank + GITIGNORE_HEADER + "\n" + "\n".join(missing) + "\n")
     return missing
+
+
+def config_uncommitted(project: config.Project) -> bool:
+    """True if smttask.toml has changes git has not committed (an edit blocks recorded
+    runs until it is committed)."""
+    path = Path(project.config_path)
+    return bool(repo.uncommitted(path.parent, [path.name]))
+
+
+def commit_config(project: config.Project, message: str) -> str:
+    """Commit smttask.toml alone (other staged changes stay staged); the commit."""
+    return repo.commit_file(Path(project.config_path), message)
 
 
 def interactive_terminal() -> bool:

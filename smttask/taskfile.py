@@ -10,8 +10,10 @@ Format (``"smttask": "taskdesc/1"``)::
 Nested tasks appear inline as descriptions of the same shape; arrays as base64 ``.npy``.
 Loading validates everything and names the file and the field on failure, in one line,
 whatever the file holds (limits: :data:`MAX_BYTES`, :data:`MAX_DEPTH`). A task file can
-only import a module of the project's own packages (never a top-level script such as
-``run.py``, never a ``__main__``) or of a package allowed explicitly (``--import``).
+only import a module of the project's own packages (made importable first, whether the
+project is installed or not; never a top-level script such as ``run.py``, never a
+``__main__``) or of a package allowed explicitly (``--import``). The project is the one
+given, else the one holding the task file, else the active or working directory's one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from . import _fs, safeload
+from . import _fs, config, safeload
 from .config import is_module_name
 from .errors import (
     ProjectNotFoundError,
@@ -134,6 +136,7 @@ def _write_new(path: Path, text: str, overwrite: bool) -> None:
 
 def save(task: Task, path: str | Path = "tasks", *, overwrite: bool = False) -> Path:
     """Write ``task``'s file; a folder gets ``<TaskName>__<digest>.taskdesc.json``."""
+    _refuse_main(task)
     path = Path(path)
     if path.suffix != ".json":
         path.mkdir(parents=True, exist_ok=True)
@@ -144,6 +147,17 @@ def save(task: Task, path: str | Path = "tasks", *, overwrite: bool = False) -> 
     return path
 
 
+def _refuse_main(task: Task) -> None:
+    """A task file names a module any process can import: not the running script."""
+    if type(task).__module__ == "__main__":
+        raise TaskDefinitionError(
+            f"{task.taskname} is defined in the script being run (__main__), which a task "
+            "file cannot name: move the task into a module of the project and import it")
+    for value in task.inputs.__dict__.values():
+        if isinstance(value, Task):
+            _refuse_main(value)
+
+
 def check_imports(allow: Iterable[str]) -> None:
     """UsageError unless every name in ``allow`` (``--import``) is a module name."""
     for name in allow:
@@ -152,15 +166,20 @@ def check_imports(allow: Iterable[str]) -> None:
                              "mylab.tasks)")
 
 
-def _allowed_packages(extra: tuple[str, ...]) -> set[str]:
-    from .config import find_project
-
+def _allowed_packages(extra: tuple[str, ...], project: config.Project | None,
+                      near: str | os.PathLike[str] | None = None) -> set[str]:
+    """The packages task files may import: ``extra`` and the project's own (whose code is
+    put on the import path). Without ``project``: the project holding ``near`` (a task
+    file), else the active or working directory's, if any."""
     check_imports(extra)
     allowed = set(extra)
-    try:
-        allowed.update(find_project().packages)
-    except ProjectNotFoundError:
-        pass
+    if project is None:
+        try:
+            project = config.project_of([near] if near is not None else [])
+        except ProjectNotFoundError:
+            return allowed
+    project.add_to_path()
+    allowed.update(project.packages)
     return allowed
 
 
@@ -283,18 +302,23 @@ def _parse(text: str, where: str) -> Any:
     return desc
 
 
-def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, ...] = ()) -> Task:
+def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, ...] = (),
+         project: config.Project | None = None) -> Task:
     """Rebuild the task of a task file (path), JSON text or description dict.
 
-    Only modules of the project's packages (see :attr:`smttask.config.Project.packages`)
-    and of the packages in ``allow`` are imported; every failure is a one-line
-    :class:`TaskFileError` naming the file and the field.
+    Its module may belong to ``project`` (default: the project holding the file, else the
+    active or working directory's one; see :attr:`smttask.config.Project.packages`) or to
+    the packages in ``allow``; every failure is a one-line :class:`TaskFileError` naming
+    the file and the field.
     """
-    allowed = _allowed_packages(tuple(allow))
+    near = source if not isinstance(source, dict) and not (
+        isinstance(source, str) and source.lstrip().startswith("{")) else None
+    allowed = _allowed_packages(tuple(allow), project, near=near)
     if isinstance(source, dict):
-        return _build(source, allowed, "task description")
+        return _build(source, _allowed_packages(tuple(allow), project), "task description")
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "task description", source
+        allowed = _allowed_packages(tuple(allow), project)
     else:
         where = os.fsdecode(source)
         if safeload.control_character(where):
@@ -442,9 +466,11 @@ def _array_summary(arr: Any, store: Datastore | None, files: list[Path]) -> dict
 
 
 def load_record_form(params: dict[str, Any], store: Datastore, *, allow: tuple[str, ...] = (),
-                     where: str = "record") -> Task:
-    """Rebuild the exact task of a record (stored inputs read back and checked)."""
-    return _build(_desc_of_record(params, store, where), _allowed_packages(tuple(allow)), where)
+                     where: str = "record", project: config.Project | None = None) -> Task:
+    """Rebuild the exact task of a record (stored inputs read back and checked); its
+    module may belong to ``project`` (default: the active or working directory's)."""
+    return _build(_desc_of_record(params, store, where),
+                  _allowed_packages(tuple(allow), project), where)
 
 
 def _desc_of_record(params: dict[str, Any], store: Datastore, where: str) -> dict[str, Any]:

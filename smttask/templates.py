@@ -53,6 +53,12 @@ def template_dir(name: str) -> Path:
     raise ScaffoldError(f"template {name!r} not found; choose one of package, minimal")
 
 
+#: The version assumed when smttask's own is unknown (a source tree that is not installed):
+#: a generated project's pyproject.toml requires at least it, and PyPI's unrelated
+#: smttask 0.2.0 is below it.
+OLDEST_VERSION = "0.3.0.dev0"
+
+
 def version() -> str:
     """The installed smttask version (recorded in the answers file)."""
     from importlib.metadata import PackageNotFoundError
@@ -61,7 +67,7 @@ def version() -> str:
     try:
         return installed("smttask")
     except PackageNotFoundError:  # pragma: no cover - source tree
-        return "unknown"
+        return OLDEST_VERSION
 
 
 def render(template: str, data: dict[str, Any], target: Path, source: Path | None = None

@@ -306,13 +306,15 @@ class RecordView:
 
     @cached_property
     def task(self) -> Task:
-        """The task that made this record (imports only the project's modules)."""
+        """The task that made this record (imports only the project's modules, which it
+        makes importable)."""
         from . import taskfile
 
         if self.record_form:
             return taskfile.load_record_form(self.params, Datastore.of(self.project),
-                                             where=f"record {self.label}")
-        return taskfile.load(self.params)
+                                             where=f"record {self.label}",
+                                             project=self.project)
+        return taskfile.load(self.params, project=self.project)
 
     @cached_property
     def output_files(self) -> list[Path]:

@@ -55,7 +55,7 @@ def cli(*args: str, cwd: Path, env: dict | None = None, input: str | None = None
     os.chdir(cwd)
     try:
         result = CliRunner().invoke(main, list(args), input=input, env=env,
-                                    catch_exceptions=False)
+                                    catch_exceptions=False, prog_name="smttask")
     finally:
         os.chdir(here)
     return subprocess.CompletedProcess(["smttask", *args], result.exit_code, result.stdout,

@@ -46,6 +46,17 @@ def test_records_go_to_postgres(proj, postgres):
     assert proj.cli("smt", "list").stdout.split() == [t.record_label]
 
 
+def test_a_process_moves_from_a_sqlite_store_to_postgres(proj, postgres):
+    """One process, two projects' stores in turn (a notebook, the test suite): the SQLite
+    store's connection options must not follow to PostgreSQL."""
+    tasks = proj.module(TASKS)
+    assert tasks.cube(x=2).run() == 8  # the default SQLite store
+    use_store(proj, postgres.createdb(db := f"smt_{secrets.token_hex(4)}"))
+    t = tasks.cube(x=4)
+    assert t.run() == 64
+    assert postgres.sql("SELECT label FROM django_store_record", db).strip() == t.record_label
+
+
 def test_eight_workers_lose_no_record(proj, postgres):
     db = f"smt_{secrets.token_hex(4)}"
     use_store(proj, postgres.createdb(db))

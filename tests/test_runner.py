@@ -41,6 +41,12 @@ def plus(y: float, z: float) -> float:
 def slow(x: float) -> float:
     time.sleep(60)
     return x
+
+@RecordedTask
+def paused(x: float) -> float:
+    y = x * 3
+    breakpoint()
+    return y + 1
 """
 
 
@@ -112,7 +118,7 @@ def test_dirty_repository_refuses_the_whole_batch(proj):
     proc = proj.cli("run", "tasks")
     assert proc.returncode == DirtyRepositoryError.exit_code
     assert proc.stderr.startswith("Error: uncommitted changes block recording")
-    assert "smttask project dirty add" in proc.stderr
+    assert f"{proj.pkg}/tasks.py. Commit it" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (proj.root / ".smt").exists() and not (proj.root / "data").exists()
     with pytest.raises(DirtyRepositoryError):
@@ -186,6 +192,65 @@ def test_python_api_matches_the_cli(proj):
     assert json.loads(rec.parameters.pretty())["_smttask"]["digest"] == tasks.square(x=9).digest
 
 
+SCRIPT = """
+from smttask import batch
+
+result = batch.run("tasks", jobs=2)
+print("RESULT", result.ok, result.count("ran"), all(j.label for j in result.jobs))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_its_batch(proj):
+    """Workers do not import the caller's script again: no `__main__` guard needed."""
+    tasks = proj.module(TASKS)
+    for x in (1, 2, 3):
+        tasks.square(x=x).save(proj.root / "tasks")
+    proj.write("sweep.py", SCRIPT)
+    proj.commit("the script")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "sweep.py"], cwd=proj.root, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["RESULT True 3 True"]  # once: not in the workers
+
+
+MAIN_TASK_SCRIPT = """
+from smttask import RecordedTask
+
+@RecordedTask
+def here(x: int) -> int:
+    return x
+
+here(x=1).save("tasks")
+"""
+
+
+def test_a_task_defined_in_the_script_is_not_saved_as_a_task_file(proj):
+    """A task file must name a module every process can import; the running script is
+    not one, so saving says what to do instead of writing a file nothing can load."""
+    proj.write("here.py", MAIN_TASK_SCRIPT)
+    proc = subprocess.run([sys.executable, "here.py"], cwd=proj.root, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1
+    assert ("here is defined in the script being run (__main__), which a task file cannot "
+            "name: move the task into a module") in proc.stderr
+    assert not (proj.root / "tasks").exists()
+
+
+def test_ok_means_nothing_failed(proj):
+    tasks = proj.module(TASKS)
+    folder = proj.root / "tasks"
+    paths = [tasks.square(x=x).save(folder) for x in (2, 13)]
+    dry = batches.run(paths, dry_run=True)
+    assert dry.ok and dry.count("would run") == 2
+    ran = batches.run(paths, jobs=2)
+    assert not ran.ok and ran.count("failed") == 1
+    assert proj.cli("run", "-n", "2", "tasks").returncode == 1
+    (folder / "broken.taskdesc.json").write_text("{")
+    assert not batches.run([paths[0], folder / "broken.taskdesc.json"], dry_run=True).ok
+    assert proj.cli("run", "--dry-run", "tasks").returncode == 1
+
+
 def test_pdb_opens_the_debugger_in_the_failing_task(proj):
     import pexpect
 
@@ -203,3 +268,74 @@ def test_pdb_opens_the_debugger_in_the_failing_task(proj):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 1
+
+
+@pytest.mark.parametrize("jobs", ["2", "1"])
+def test_breakpoint_under_the_runner_gets_the_terminal(proj, jobs):
+    """`breakpoint()` in a task under `smttask run`: the progress display pauses, pdb
+    works on the terminal (in a worker process too), one debugger at a time, and the runs
+    are recorded as usual."""
+    import pexpect
+
+    tasks = proj.module(TASKS)
+    for x in (1.0, 2.0):
+        tasks.paused(x=x).save(proj.root / "tasks")
+    child = pexpect.spawn(str(Path(sys.executable).with_name("smttask")),
+                          ["run", "-n", jobs, "tasks"], cwd=str(proj.root),
+                          env={**os.environ, "TERM": "xterm"}, encoding="utf-8", timeout=60,
+                          dimensions=(30, 120))
+    seen = []
+    for _ in range(2):
+        child.expect("pdb has the terminal")
+        child.expect(r"\(Pdb\) ")
+        child.sendline("p y")
+        child.expect(r"(\d\.0)\r\n\(Pdb\) ")
+        seen.append(child.match.group(1))
+        child.sendline("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert sorted(seen) == ["3.0", "6.0"]
+    assert "2 ran" in child.before
+    assert len(labels_by_tag(proj, "_finished_")) == 2
+
+
+def test_breakpoint_without_a_terminal_says_how_to_debug(proj):
+    tasks = proj.module(TASKS)
+    tasks.paused(x=1.0).save(proj.root / "tasks")
+    proc = subprocess.run([str(Path(sys.executable).with_name("smttask")), "run", "-n", "2",
+                           "tasks"], cwd=proj.root, capture_output=True, text=True,
+                          start_new_session=True, stdin=subprocess.DEVNULL, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(proj.root)})
+    assert proc.returncode == 1
+    assert "breakpoint() needs a terminal" in proc.stderr
+    assert "smttask run -n 1 TASKFILE" in proc.stderr
+    [crashed] = labels_by_tag(proj, "_crashed_")
+    assert "breakpoint() needs a terminal" in crashed.outcome
+
+
+def test_breakpoint_in_this_process_keeps_the_callers_debugger(proj, monkeypatch):
+    """Jobs run in the caller's process (-n 1) keep its own breakpoint hook (an IDE's,
+    Jupyter's); the progress display is told first."""
+    tasks = proj.module(TASKS)
+    path = tasks.paused(x=2.0).save(proj.root / "tasks")
+    calls = []
+    monkeypatch.setattr(sys, "breakpointhook", lambda *a, **k: calls.append("hook"))
+    events = []
+    batch = batches.run([path], jobs=1, on_event=lambda kind, job, b: events.append(kind))
+    assert batch.ok and calls == ["hook"]
+    assert events == ["planned", "started", "debugging", "finished", "done"]
+    assert tasks.paused(x=2.0).run() == 7.0
+
+
+def test_verbose_run_prints_the_traceback_of_a_failed_task(proj):
+    tasks = proj.module(TASKS)
+    tasks.square(x=13).save(proj.root / "tasks")
+    quiet = proj.cli("run", "-n", "2", "tasks")
+    assert quiet.returncode == 1 and "ValueError: unlucky 13" in quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    loud = proj.cli("-v", "run", "-n", "2", "tasks")
+    assert loud.returncode == 1
+    assert "Traceback of square__" in loud.stderr, loud.stderr
+    assert f"{proj.pkg}/tasks.py\", line 8, in square" in loud.stderr, loud.stderr
+    assert 'raise ValueError("unlucky 13")' in loud.stderr

@@ -10,8 +10,9 @@ from pathlib import Path
 import pexpect
 import pytest
 import tomllib
-from conftest import SMTTASK, cli
+from conftest import GIT_ENV, SMTTASK, cli
 
+import smttask
 from smttask import ConfigError, RecordStoreError, ScaffoldError, config, provenance, scaffold
 
 PTY_ENV = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
@@ -68,6 +69,21 @@ def test_wizard_in_a_terminal_with_one_corrected_answer(tmp_path):
     assert (root / "death_star" / "tasks.py").is_file()
     log = subprocess.run(["git", "log", "--oneline"], cwd=root, capture_output=True, text=True)
     assert "Start the Death Star project" in log.stdout
+
+
+def test_yes_accepts_every_default_in_a_terminal(tmp_path):
+    """docs/projects.md's example, as written, in a terminal: no question at all."""
+    child = pexpect.spawn(SMTTASK, ["project", "init", "--template", "minimal", "--dirty",
+                                    "notebooks", "--yes"], cwd=str(tmp_path),
+                          env={**PTY_ENV, **GIT_ENV}, encoding="utf-8", timeout=60,
+                          dimensions=(40, 120))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "?" not in child.before  # nothing was asked
+    cfg = config.load_project(tmp_path).config
+    assert cfg.repo.dirty_directories == ["notebooks"]
+    assert cfg.repo.on_changed == "error" and cfg.paths.input == "data"  # the defaults
 
 
 def test_ctrl_c_in_the_wizard_leaves_nothing(tmp_path):
@@ -154,6 +170,13 @@ def test_conflicting_files_stop_everything(tmp_path):
     assert snapshot(tmp_path) == before and not (tmp_path / ".smt").exists()
 
 
+def test_init_creates_missing_parent_folders(tmp_path):
+    proc = cli("project", "init", "--no-input", "--template", "minimal", "a/b/proj",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a/b/proj/smttask.toml").is_file()
+
+
 def test_init_twice_changes_nothing(tmp_path):
     assert cli("project", "init", "--no-input", cwd=tmp_path).returncode == 0
     before = snapshot(tmp_path)
@@ -215,6 +238,62 @@ def test_dirty_add_remove_list_keep_comments(proj):
     missing = cli("project", "dirty", "remove", "figs", cwd=proj.root)
     assert missing.returncode == ConfigError.exit_code
     assert "figs is not a dirty directory" in missing.stderr
+
+
+def test_dirty_add_can_commit_smttask_toml(proj):
+    """An uncommitted smttask.toml blocks recorded runs: without a terminal `dirty add`
+    says so, the run's error says to commit it, and --commit commits it alone."""
+    tasks = proj.module("from smttask import RecordedTask\n\n@RecordedTask\n"
+                        "def one(x: int) -> int:\n    return x\n")
+    added = proj.cli("project", "dirty", "add", "notebooks")
+    assert added.returncode == 0
+    assert "smttask.toml is not committed" in added.stderr and "--commit" in added.stderr
+    with pytest.raises(smttask.DirtyRepositoryError) as err:
+        tasks.one(x=1).run()
+    assert str(err.value).endswith("block recording: smttask.toml. Commit it")
+    (proj.root / "staged.txt").write_text("mine\n")
+    proj.git("add", "staged.txt")
+    committed = proj.cli("project", "dirty", "add", "--commit", "notebooks")
+    assert committed.returncode == 0 and "committed smttask.toml" in committed.stdout
+    assert proj.git("log", "-1", "--format=%s").strip() == \
+        "smttask project dirty add notebooks"
+    assert proj.git("status", "--porcelain").splitlines() == ["A  staged.txt"]  # left alone
+    proj.commit("staged")
+    assert tasks.one(x=1).run() == 1
+    removed = proj.cli("project", "dirty", "remove", "--commit", "notebooks")
+    assert removed.returncode == 0 and "committed smttask.toml" in removed.stdout
+    assert proj.git("status", "--porcelain") == ""
+
+
+def test_blocking_changes_say_what_to_do_with_each_path(proj):
+    tasks = proj.module("from smttask import RecordedTask\n\n@RecordedTask\n"
+                        "def one(x: int) -> int:\n    return x\n")
+    proj.write("notes/todo.md", "a\n")
+    proj.commit()
+    proj.write("notes/todo.md", "b\n")
+    with pytest.raises(smttask.DirtyRepositoryError) as err:
+        tasks.one(x=1).run()
+    assert str(err.value).endswith("Commit notes/todo.md, or, if not code, mark its folder "
+                                   "dirty: `smttask project dirty add notes`")
+    proj.write(f"{proj.pkg}/tasks.py", (proj.root / proj.pkg / "tasks.py").read_text() + "#\n")
+    with pytest.raises(smttask.DirtyRepositoryError) as err:
+        tasks.one(x=2).run()
+    assert f"Commit {proj.pkg}/tasks.py (code and configuration must be committed); commit " \
+           "notes/todo.md too, or, if not code, mark its folder dirty: `smttask project " \
+           "dirty add notes`" in str(err.value)
+    assert proj.cli("project", "dirty", "add", "notes").returncode == 0  # the hint works
+
+
+def test_dirty_add_offers_to_commit_in_a_terminal(proj):
+    child = pexpect.spawn(SMTTASK, ["project", "dirty", "add", "labnotes"], cwd=str(proj.root),
+                          env={**PTY_ENV, **GIT_ENV}, encoding="utf-8", timeout=60)
+    child.expect(r"Commit smttask.toml now\?")
+    child.send("y\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert proj.git("status", "--porcelain") == ""
+    assert "labnotes" in proj.git("show", "HEAD:smttask.toml")
 
 
 def test_code_folders_cannot_be_dirty_without_force(proj):

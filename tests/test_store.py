@@ -242,6 +242,28 @@ def test_sumatra_commands_run_on_the_project(filled, tmp_path):
     assert target.stat().st_size > 0
 
 
+def test_smt_help_names_smttask_smt(proj, tmp_path):
+    """`smttask smt --help`, `-h` and every Sumatra command's help, in and outside a
+    project."""
+    from smttask.cli.smt import EXPOSED
+
+    for flag in ("--help", "-h"):
+        out = proj.cli("smt", flag)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("Usage: smttask smt COMMAND [ARGS]...")
+        words = " ".join(out.stdout.split())
+        assert "list, info, tag, comment, view, diff, export, sync, version" in words
+    assert proj.cli("smt").returncode == 2  # no command: the help, as a usage error
+    for command in EXPOSED:
+        out = proj.cli("smt", command, "--help")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith(f"usage: smttask smt {command}"), out.stdout
+    outside = proj.cli("smt", "diff", "-h", cwd=tmp_path)
+    assert outside.returncode == 0 and "usage: smttask smt diff" in outside.stdout
+    unknown = proj.cli("smt", "delete")
+    assert unknown.returncode == 2 and "'delete' is not one of list, info" in unknown.stderr
+
+
 def test_parse_when():
     assert parse_when("2026-11-25").tzinfo is not None
     assert parse_when("2026-11-25 14:30").hour == 14

@@ -64,10 +64,10 @@ def test_update_merges_template_changes_with_edits(old_project):
         "  up to date  deathstar/__init__.py",
         "  up to date  deathstar/tasks.py",
         "       added  labnotes/README.md",
-        "  up to date  pyproject.toml",
+        "     updated  pyproject.toml",
         "  up to date  reports/README.md",
         "      merged  run.py",
-        "3 file(s) changed; review with `git diff`, then commit",
+        "4 file(s) changed; review with `git diff`, then commit",
     ]
     text = readme.read_text()
     assert "smttask graph tasks/" in text and "smt list -l" not in text  # the template's

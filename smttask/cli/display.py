@@ -41,11 +41,13 @@ class Display:
 
     ``show_output``: print what the tasks write to stdout (otherwise it is kept for their
     records only); what they write to stderr is shown unless ``quiet``. ``parallel``:
-    prefix each printed line with its task.
+    prefix each printed line with its task. ``verbose``: print each failed task's
+    traceback. While a task's debugger has the terminal, the bar stops and what would be
+    printed waits.
     """
 
     def __init__(self, *, quiet: bool = False, live: bool = True, show_output: bool = False,
-                 parallel: bool = False) -> None:
+                 parallel: bool = False, verbose: int = 0) -> None:
         # The console keeps the stream it started with: while a task runs in this
         # process, sys.stderr is the task's (captured) stream.
         self.console = Console(file=sys.stderr)
@@ -57,6 +59,9 @@ class Display:
         self.progress: _Bar | None = None
         self.done = 0
         self.hidden: set[str] = set()  # the tasks whose printed output was not shown
+        self.verbose = verbose
+        self.debugging: set[int] = set()  # ids of the jobs whose debugger is open
+        self.held: list[RenderableType] = []  # what to print once no debugger is open
 
     # --- events ----------------------------------------------------------------------------
 
@@ -68,13 +73,20 @@ class Display:
             if self.live:
                 self.progress = _Bar(self.console, len(batch.jobs), _counts(batch))
                 self.progress.start()
+        elif kind == "debugging" and job is not None:
+            self._pause(job)
         elif kind == "finished" and job is not None:
             self.done += 1
-            if self.progress is not None:
-                self._update(batch)
-            elif not self.quiet or not job.state.succeeded:
+            if self.progress is None and (not self.quiet or not job.state.succeeded):
                 self._line(job, len(batch.jobs))
-        elif kind == "started" and self.progress is not None:
+            if self.verbose and job.traceback and job.state == "failed":
+                self._print(Text(f"Traceback of {job.name} (record {job.label or 'none'}):\n"
+                                 + job.traceback.rstrip()))
+            if id(job) in self.debugging:
+                self._resume(job)
+            if self.progress is not None and not self.debugging:
+                self._update(batch)
+        elif kind == "started" and self.progress is not None and not self.debugging:
             self._update(batch)
         elif kind == "done" and self.progress is not None:
             self._update(batch, done=True)
@@ -93,7 +105,30 @@ class Display:
             who = f"{job.task.taskname} {job.task.digest[:6]}" if job is not None else "worker"
             text.append(f"{who} │ ", style="dim")
         text.append_text(Text.from_ansi(line))
-        self.console.print(text, soft_wrap=True, highlight=False)
+        self._print(text)
+
+    def _print(self, text: RenderableType) -> None:
+        if self.debugging:
+            self.held.append(text)
+        else:
+            self.console.print(text, soft_wrap=True, highlight=False)
+
+    def _pause(self, job: Job) -> None:
+        if not self.debugging and self.progress is not None:
+            self.progress.stop()
+        self.debugging.add(id(job))
+        self.console.print(Text(f"breakpoint() in {job.name}: pdb has the terminal (`c` lets "
+                                "the task go on, `q` fails it); the progress display waits"),
+                           soft_wrap=True)
+
+    def _resume(self, job: Job) -> None:
+        self.debugging.discard(id(job))
+        if not self.debugging:
+            for text in self.held:
+                self.console.print(text, soft_wrap=True, highlight=False)
+            self.held.clear()
+            if self.progress is not None:
+                self.progress.start()
 
     def _update(self, batch: BatchResult, done: bool = False) -> None:
         assert self.progress is not None
@@ -106,10 +141,8 @@ class Display:
         width = len(str(total))
         extra = f"  record {job.label}" if job.label else ""
         error = f"  {job.error}" if job.error else ""
-        self.console.print(
-            f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
-            f"{job.duration:.2f}s{extra}{error}", highlight=False, markup=False,
-            soft_wrap=True)
+        self._print(Text(f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
+                         f"{job.duration:.2f}s{extra}{error}"))
 
     # --- the summary -----------------------------------------------------------------------
 

@@ -36,17 +36,18 @@ def project() -> None:
 @click.option("--git/--no-git", default=None,
               help="Create the git repository and its first commit if there is none "
                    "[default: yes].")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--no-input", is_flag=True, help="Never prompt: use the options and defaults.")
+@click.option("-y", "--yes", is_flag=True,
+              help="Accept every default: ask nothing, not even for confirmation.")
+@click.option("--no-input", is_flag=True, help="The same as --yes.")
 def init(directory: Path, name: str | None, template: str | None, input_: str | None,
          output: str | None, dirty: tuple[str, ...], on_changed: str | None,
          record_store: str | None, git: bool | None, yes: bool, no_input: bool) -> None:
     """Set up an smttask project in DIRECTORY (default: here).
 
-    Asks a few questions (each has an option, for scripts), renders the project from a
-    template, creates the Sumatra lab book (.smt/) and smttask.toml, and, if there is no
-    git repository, creates one with a first commit. Existing files are never
-    overwritten; Ctrl-C leaves nothing behind.
+    Asks a few questions (each has an option, for scripts; --yes accepts the defaults of
+    the others), renders the project from a template, creates the Sumatra lab book
+    (.smt/) and smttask.toml, and, if there is no git repository, creates one with a
+    first commit. Existing files are never overwritten; Ctrl-C leaves nothing behind.
 
     \b
     Examples:
@@ -65,16 +66,14 @@ def init(directory: Path, name: str | None, template: str | None, input_: str | 
 
         raise ScaffoldError(f"{target} is already an smttask project (smttask.toml exists); "
                             "nothing was changed")
-    interactive = not no_input
+    interactive = not (no_input or yes)
     if interactive and not scaffold.interactive_terminal():
-        missing = scaffold.missing_answers(given) + ([] if yes else ["--yes"])
-        if missing:
-            raise click.UsageError(
-                "no terminal to ask questions on: pass --no-input to use the defaults, or "
-                f"give {', '.join(missing)}")
-        interactive = False
+        missing = ", ".join(scaffold.missing_answers(given))
+        raise click.UsageError(
+            "no terminal to ask questions on: pass --yes (or --no-input) to accept the "
+            "defaults" + (f" of what is not given ({missing})" if missing else ""))
     try:
-        answers = scaffold.ask(target, given, interactive=interactive, yes=yes,
+        answers = scaffold.ask(target, given, interactive=interactive,
                                echo=lambda text: click.echo(f"\n{text}\n"))
     except KeyboardInterrupt:
         click.echo("\nAborted: nothing was changed.", err=True)
@@ -114,27 +113,64 @@ def _project_and_repo() -> tuple[Any, Path]:
     return proj, repo.repo_root(proj.root)
 
 
+_COMMIT = click.option(
+    "--commit/--no-commit", default=None,
+    help="Commit smttask.toml (alone) after the change: uncommitted, it blocks recorded "
+         "runs [default: ask in a terminal, otherwise do not commit].")
+
+
+def _settle(proj: Any, commit: bool | None, message: str) -> None:
+    """Commit smttask.toml, offer to, or say that it needs a commit."""
+    from .. import scaffold
+
+    if not scaffold.config_uncommitted(proj):
+        return
+    if commit is None and scaffold.interactive_terminal():
+        commit = click.confirm("Commit smttask.toml now? (uncommitted, it blocks recorded "
+                               "runs)", default=True)
+    if commit:
+        click.echo(f"committed smttask.toml ({scaffold.commit_config(proj, message)[:10]})")
+    else:
+        click.echo("Note: smttask.toml is not committed; a recorded run refuses uncommitted "
+                   "changes to it: `git commit smttask.toml` (or use --commit)", err=True)
+
+
 @dirty.command("add")
 @click.argument("directories", nargs=-1, required=True)
 @click.option("--force", is_flag=True, help="Accept a folder that holds project code.")
-def dirty_add(directories: tuple[str, ...], force: bool) -> None:
-    """Mark DIRECTORIES as dirty (e.g. reports, labnotes; never code folders)."""
+@_COMMIT
+def dirty_add(directories: tuple[str, ...], force: bool, commit: bool | None) -> None:
+    """Mark DIRECTORIES as dirty (e.g. reports, labnotes; never code folders).
+
+    \b
+    Examples:
+      smttask project dirty add notebooks            (asks to commit smttask.toml)
+      smttask project dirty add --commit reports labnotes
+    """
     from .. import config
 
     proj, root = _project_and_repo()
     dirs = config.add_dirty_directories(proj, list(directories), root, force=force)
     click.echo("dirty directories: " + (", ".join(dirs) or "(none)"))
+    _settle(proj, commit, f"smttask project dirty add {' '.join(directories)}")
 
 
 @dirty.command("remove")
 @click.argument("directories", nargs=-1, required=True)
-def dirty_remove(directories: tuple[str, ...]) -> None:
-    """Stop treating DIRECTORIES as dirty."""
+@_COMMIT
+def dirty_remove(directories: tuple[str, ...], commit: bool | None) -> None:
+    """Stop treating DIRECTORIES as dirty.
+
+    \b
+    Examples:
+      smttask project dirty remove --commit labnotes
+    """
     from .. import config
 
     proj, root = _project_and_repo()
     dirs = config.remove_dirty_directories(proj, list(directories), root)
     click.echo("dirty directories: " + (", ".join(dirs) or "(none)"))
+    _settle(proj, commit, f"smttask project dirty remove {' '.join(directories)}")
 
 
 @dirty.command("list")

@@ -73,7 +73,12 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
       smttask run -n 4 tasks/sweep*      four at a time
       smttask run --dry-run tasks/       what would run, what would load
       smttask run --show-output tasks/   also print what the tasks print
+      smttask -v run tasks/              with the full traceback of each failure
       smttask run --pdb tasks/a.taskdesc.json   debug a failing task
+      smttask run /path/to/project/tasks/       from anywhere: the task files' project
+
+    breakpoint() in a task opens pdb on this terminal (the progress display waits until
+    the task ends); see docs/running.md.
     """
     from .. import batch as batches
     from .display import Display
@@ -83,15 +88,15 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         return
     if not paths:
         raise click.UsageError("give task files or folders (or --status)")
-    quiet = ctx.obj.get("quiet", False)
+    quiet, verbose = ctx.obj.get("quiet", False), ctx.obj.get("verbose", 0)
     workers = 1 if use_pdb else jobs or os.cpu_count() or 1
     display = Display(quiet=quiet, live=not use_pdb,  # the debugger needs the terminal
-                      show_output=show_output, parallel=workers > 1)
+                      show_output=show_output, parallel=workers > 1, verbose=verbose)
     slurm = None
     if executor == "slurm":
         from .. import config
 
-        slurm = config.find_project().config.executor.slurm.with_overrides(
+        slurm = config.project_of(paths).config.executor.slurm.with_overrides(
             partition=partition, time=time_limit, cpus=cpus, mem=mem,
             array_parallelism=array_parallelism,
             tasks_per_job=tasks_per_job if tasks_per_job in (None, "auto") else _count(
@@ -107,13 +112,13 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
         ids = sorted({j.slurm_id.split("_")[0] for j in batch.jobs if j.slurm_id})
         click.echo(f"submitted {batch.count('submitted')} task(s) as SLURM job(s) "
                    f"{', '.join(ids)}; `smttask run --status` reports on them")
-        sys.exit(0 if not batch.invalid else 1)
+        sys.exit(0 if batch.ok else 1)
     if dry_run:
         for job in batch.jobs:
             click.echo(f"{job.state:<10} {job.name}")
         click.echo(f"{batch.count('would run')} would run, {batch.count('would load')} would "
                    f"load, {len(batch.invalid)} invalid", err=True)
-        sys.exit(0 if not batch.invalid else 1)
+        sys.exit(0 if batch.ok else 1)
     display.summary(batch)
     if batch.interrupted:
         sys.exit(130)

@@ -12,6 +12,7 @@ import click
 __all__ = ["smt"]
 
 EXPOSED = ("list", "info", "tag", "comment", "view", "diff", "export", "sync", "version")
+HELP = ("-h", "--help")
 
 
 class _Masked(io.TextIOBase):
@@ -31,12 +32,16 @@ class _Masked(io.TextIOBase):
 
 @click.command("smt", context_settings={"ignore_unknown_options": True,
                                         "allow_extra_args": True,
-                                        "help_option_names": []})
-@click.argument("command", type=click.Choice(EXPOSED))
+                                        "help_option_names": []}, options_metavar="")
+@click.argument("command", required=False, metavar="COMMAND")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def smt(command: str, args: tuple[str, ...]) -> None:
+@click.pass_context
+def smt(ctx: click.Context, command: str | None, args: tuple[str, ...]) -> None:
     """Run Sumatra's `smt COMMAND ARGS...` on this project (URLs printed without
     passwords).
+
+    COMMAND is one of: list, info, tag, comment, view, diff, export, sync, version.
+    `smttask smt COMMAND --help` shows Sumatra's help for it.
 
     \b
     Examples:
@@ -45,7 +50,20 @@ def smt(command: str, args: tuple[str, ...]) -> None:
       smttask smt diff L1 L2       compare two records
       smttask smt list --help      Sumatra's own help for a command
     """
+    if command is None or command in HELP:
+        click.echo(ctx.get_help())
+        ctx.exit(0 if command else 2)
+    if command not in EXPOSED:
+        raise click.BadParameter(f"{command!r} is not one of {', '.join(EXPOSED)}",
+                                 param_hint="COMMAND")
     from .. import config, provenance
+    from ..errors import ProjectNotFoundError
 
+    try:
+        project = config.find_project()
+    except ProjectNotFoundError:
+        if not set(args) & set(HELP):
+            raise
+        project = None  # help needs no project
     with contextlib.redirect_stdout(_Masked(sys.stdout)):
-        provenance.run_smt_command(config.find_project(), command, list(args))
+        provenance.run_smt_command(project, command, list(args))

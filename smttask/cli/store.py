@@ -155,17 +155,18 @@ def show(label: str) -> None:
 @click.argument("taskfile", type=click.Path(exists=True, dir_okay=False))
 @click.option("--import", "imports", multiple=True, metavar="PKG")
 def find_output(taskfile: str, imports: tuple[str, ...]) -> None:
-    """Print the files holding TASKFILE's results (exit 1 if not computed)."""
-    from .. import config
-    from ..outputs import Datastore
-    from ..taskfile import load
+    """Print the files holding TASKFILE's results (exit 1 if not computed).
 
-    task = load(taskfile, allow=imports)
-    links = task.result_ref(Datastore.of(config.find_project())).links  # type: ignore[attr-defined]
-    missing = [p for p in links if not p.exists()]
-    for link in links:
-        if link.exists():
-            click.echo(link.resolve())
+    \b
+    Examples:
+      smttask store find-output tasks/analyze__3f0c….taskdesc.json
+      cat $(smttask store find-output tasks/analyze__3f0c….taskdesc.json)
+    """
+    from ..explain import find_output as find
+
+    found, missing = find(taskfile, allow=imports)
+    for path in found:
+        click.echo(path)
     if missing:
         click.echo(f"not on disk: {', '.join(str(p) for p in missing)} "
                    f"(`smttask why {taskfile}` says why)", err=True)
@@ -189,7 +190,8 @@ def rebuild() -> None:
     """Recreate the input-datastore links from the records (newest wins).
 
     Use it after deleting links, or after an upgrade changed the digests. Archived files
-    are never moved or deleted.
+    are never moved or deleted. A record that cannot be restored (its task cannot be
+    imported, its files are gone) is listed with the reason, and the exit code is 1.
     """
     from ..maintenance import rebuild_links
 
@@ -197,6 +199,8 @@ def rebuild() -> None:
     for reason in report.skipped:
         click.echo(f"skipped {reason}", err=True)
     click.echo(f"{len(report.linked)} link(s) written, {len(report.skipped)} skipped")
+    if not report.ok:
+        sys.exit(1)
 
 
 @store.command("verify")
@@ -232,13 +236,25 @@ def verify(fix: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--import", "imports", multiple=True, metavar="PKG")
 def create_surrogates(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
-    """Make records for results found on disk that no record claims."""
+    """Make records for the results of task files that are on disk but that no record
+    claims. A task file that cannot get one (invalid, not a recorded task, no result on
+    disk) is listed with the reason, and the exit code is 1.
+
+    \b
+    Examples:
+      smttask store create-surrogates tasks/
+    """
     from ..maintenance import create_surrogates as make
 
-    labels = make(paths, allow=imports)
-    for label in labels:
+    report = make(paths, allow=imports)
+    for label in report.made:
         click.echo(label)
-    click.echo(f"{len(labels)} surrogate record(s) created", err=True)
+    for reason in report.skipped:
+        click.echo(f"skipped {reason}", err=True)
+    click.echo(f"{len(report.made)} surrogate record(s) created, {len(report.recorded)} "
+               f"already recorded, {len(report.skipped)} skipped", err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 @store.command("delete")
@@ -292,10 +308,9 @@ def status(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
 def why(taskfile: str, imports: tuple[str, ...]) -> None:
     """Explain whether TASKFILE will run or load, and which inputs differ from the
     closest record (reported as `smttask diff` reports them)."""
-    from ..explain import explain
-    from ..taskfile import load
+    from ..explain import why as explain
 
-    st = explain(load(taskfile, allow=imports))
+    st = explain(taskfile, allow=imports)
     click.echo(f"{st.task.taskname} ({st.task.digest}): {st.explanation}")
     if st.closest is not None and st.differences:
         when = st.closest.timestamp.strftime("%Y-%m-%d %H:%M")

@@ -9,6 +9,14 @@ Given an ``output`` callback, what the tasks print goes there line by line inste
 to the terminal (a progress display decides what to show): a worker's file descriptors
 1 and 2 are pipes that this process reads, so even output from C code or subprocesses
 cannot break into the display. Records still capture the task's output in the worker.
+
+``breakpoint()`` in a task opens pdb on the terminal: a worker asks the batch to pause its
+progress display first, and holds the terminal (one debugger at a time) until its task
+ends.
+
+Workers do not import the caller's main script again (as multiprocessing's spawn and
+forkserver methods do; task files never name it): a script calling ``smttask.batch.run()``
+needs no ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import signal
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -45,9 +54,35 @@ __all__ = ["LocalExecutor", "PRELOAD"]
 PRELOAD = ["smttask.executors.local", "smttask.provenance.preload"]
 
 
+#: What a worker sends before ``breakpoint()`` opens the debugger; the batch answers
+#: :data:`GO` once its progress display is paused.
+DEBUGGING, GO = "debugging", "go"
+
+
+class _Terminal:
+    """A worker's claim on the terminal for a debugger, until its job ends."""
+
+    def __init__(self, conn: Connection, lock: Any) -> None:
+        self.conn, self.lock, self.held = conn, lock, False
+
+    def claim(self) -> None:
+        if not self.held:
+            self.lock.acquire()
+            self.held = True
+            self.conn.send(DEBUGGING)
+            with contextlib.suppress(EOFError, OSError):
+                self.conn.recv()  # GO: the display is paused
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
+
+
 def _worker(conn: Connection, number: int, settings: WorkerSettings,
-            streams: list[Connection]) -> None:
+            streams: list[Connection], terminal_lock: Any) -> None:
     os.environ["SMTTASK_PROCESS_NUM"] = str(number)
+    terminal = _Terminal(conn, terminal_lock)
     if streams:
         redirect(streams)
     handler = _Interrupt()
@@ -62,10 +97,11 @@ def _worker(conn: Connection, number: int, settings: WorkerSettings,
             return
         handler.armed = True
         try:
-            report = execute(settings, msg)
+            report = execute(settings, msg, on_breakpoint=terminal.claim)
         except KeyboardInterrupt:  # arrived between the task and its report
             report = Report(JobState.KILLED, error="interrupted")
         handler.armed = False
+        terminal.release()
         for stream in (sys.stdout, sys.stderr):  # the job's output before its report
             if stream is not None:
                 with contextlib.suppress(OSError, ValueError):
@@ -83,6 +119,23 @@ class _Interrupt:
         if self.armed:
             self.armed = False
             raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start processes that do not run the main script again.
+
+    multiprocessing's spawn and forkserver children import the parent's main script (as
+    ``__mp_main__``) when its module has a ``__file__``; a script that calls
+    ``batch.run()`` at its top level would start the batch again in each of them.
+    While an empty ``__main__`` stands in for it, children skip that import.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 @dataclass(eq=False)
@@ -105,14 +158,17 @@ class _Pool:
         self.settings = settings
         self.ctx = ctx
         self.capture = capture
+        self.terminal = ctx.Lock()  # held by the worker whose debugger has the terminal
         self.workers = [self._start(number) for number in range(1, size + 1)]
 
     def _start(self, number: int) -> _Worker:
         ours, theirs = self.ctx.Pipe()
         pipes = [self.ctx.Pipe(duplex=False) for _ in range(2)] if self.capture else []
         proc = self.ctx.Process(target=_worker, name=f"smttask-worker-{number}", daemon=True,
-                                args=(theirs, number, self.settings, [w for _, w in pipes]))
-        proc.start()
+                                args=(theirs, number, self.settings, [w for _, w in pipes],
+                                      self.terminal))
+        with _main_script_hidden():
+            proc.start()
         theirs.close()
         streams = []
         for name, (reader, writer) in zip(("stdout", "stderr"), pipes, strict=False):
@@ -193,7 +249,8 @@ class LocalExecutor:
                 notify("started", job, batch)
                 with self._captured(job):
                     report = execute(settings, message(job, settings.root),
-                                     pdb_on_error=self.pdb)
+                                     pdb_on_error=self.pdb, inline=True,
+                                     on_breakpoint=lambda: notify("debugging", job, batch))
                 if report.state is JobState.KILLED:
                     job.state = JobState.KILLED
                     batch.interrupted = True
@@ -262,10 +319,15 @@ class LocalExecutor:
                     index = conns.get(done, sentinels.get(done))  # type: ignore[call-overload]
                     if index not in busy:
                         continue
-                    job = busy.pop(index)
+                    received = self._receive(pool, index, done in conns)
+                    if received == DEBUGGING:  # breakpoint(): pause the display, say go
+                        notify("debugging", busy[index], batch)
+                        with contextlib.suppress(OSError):
+                            pool.workers[index].conn.send(GO)
+                        continue
+                    job, report = busy.pop(index), received
                     for stream in pool.workers[index].streams:  # what it printed, then its end
                         self._show(job, stream, [*stream.read(), *stream.lines.end()])
-                    report = self._receive(pool, index, done in conns)
                     if report.state is JobState.KILLED:
                         job.state, job.error = JobState.KILLED, report.error or "interrupted"
                         job.label = report.label or job.label
@@ -291,13 +353,15 @@ class LocalExecutor:
             self.output(None, stream, line)
 
     @staticmethod
-    def _receive(pool: _Pool, index: int, readable: bool) -> Report:
-        """The worker's report, or a failure if it died (the worker is then replaced)."""
+    def _receive(pool: _Pool, index: int, readable: bool) -> Any:
+        """What the worker sent (its report, or DEBUGGING), or a failure if it died (the
+        worker is then replaced)."""
         try:
             report = pool.workers[index].conn.recv() if readable else None
         except (EOFError, OSError):
             report = None
         if report is None:
+            pool.workers[index].proc.join(timeout=5)
             code = pool.workers[index].proc.exitcode
             pool.restart(index)
             return Report(JobState.FAILED, error=f"worker process died (exit code {code})")

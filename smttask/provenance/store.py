@@ -201,7 +201,7 @@ def _switch_database(db: dict[str, Any]) -> None:
         conn.close()
     with contextlib.suppress(AttributeError):
         del connections["default"]  # the next use connects to the new database
-    current.update(db)
+    current.update({"OPTIONS": {}, **db})  # a SQLite store's options are no PostgreSQL's
 
 
 def _store_object(url: str) -> Any:
@@ -363,26 +363,31 @@ def sqlite_path(project: Project) -> Path | None:
     return Path(url)
 
 
-def run_smt_command(project: Project, command: str, args: list[str]) -> None:
-    """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder."""
-    if not project_file_in_step(project):
+def run_smt_command(project: Project | None, command: str, args: list[str]) -> None:
+    """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder; its usage and
+    help name it ``smttask smt COMMAND`` (without a project: only its help)."""
+    if project is not None and not project_file_in_step(project):
         bootstrap(project)  # .smt/ follows smttask.toml
     sumatra()
     from sumatra import commands
 
     from ..store_url import password
 
-    os.chdir(project.root)
-    secret = password(project.connect_url)  # from SMTTASK_RECORD_STORE_URL, if any
-    saved = os.environ.get("PGPASSWORD")
+    if project is not None:
+        os.chdir(project.root)
+    # from SMTTASK_RECORD_STORE_URL, if any
+    secret = password(project.connect_url) if project is not None else None
+    saved_password = os.environ.get("PGPASSWORD")
+    saved, sys.argv[0] = sys.argv[0], "smttask smt"  # argparse's prog, shown in usage
     try:
         if secret is not None:
             os.environ["PGPASSWORD"] = secret  # Sumatra connects by itself, through libpq
         with translated(f"smt {command}"):
             getattr(commands, command)(list(args))
     finally:
+        sys.argv[0] = saved
         if secret is not None:
-            if saved is None:
+            if saved_password is None:
                 os.environ.pop("PGPASSWORD", None)
             else:
-                os.environ["PGPASSWORD"] = saved
+                os.environ["PGPASSWORD"] = saved_password
