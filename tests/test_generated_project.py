@@ -12,11 +12,11 @@ import secrets
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import GIT_ENV, cli
 
 import smttask

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,7 +64,7 @@ def test_view_lists_newest_first_and_filters_chain(filled):
     assert {r.reason for r in scale.filter.params(ge={"x.n": 2})} == {"n=2", "n=3"}
     assert len(scale.filter.params(gt={"x.n": 3})) == 0
     assert len(rs.filter(lambda r: r.duration is not None and r.taskname == "make")) == 3
-    future = datetime.now(timezone.utc) + timedelta(days=1)
+    future = datetime.now(UTC) + timedelta(days=1)
     assert len(rs.filter.after(future)) == 0 and len(rs.filter.before(future)) == 8
     assert len(rs.filter.after("1h")) == 8
 
@@ -267,8 +267,8 @@ def test_smt_help_names_smttask_smt(proj, tmp_path):
 def test_parse_when():
     assert parse_when("2026-11-25").tzinfo is not None
     assert parse_when("2026-11-25 14:30").hour == 14
-    assert parse_when("today") <= datetime.now(timezone.utc)
-    assert datetime.now(timezone.utc) - parse_when("3d") > timedelta(days=2.9)
+    assert parse_when("today") <= datetime.now(UTC)
+    assert datetime.now(UTC) - parse_when("3d") > timedelta(days=2.9)
     with pytest.raises(SmttaskError, match="cannot read 'soon' as a date"):
         parse_when("soon")
 
