@@ -213,33 +213,45 @@ def test_create_surrogates_for_unrecorded_results(filled):
     assert "0 surrogate record(s)" in again.stderr
 
 
+SMT_SESSION = """
+import json, sys
+from click.testing import CliRunner
+from smttask.cli import main
+
+results = []
+for args in json.loads(sys.argv[1]):
+    ran = CliRunner().invoke(main, ["smt", *args], prog_name="smttask")
+    results.append([ran.exit_code, ran.stdout, ran.stderr])
+print(json.dumps(results))
+"""
+
+
 def test_sumatra_commands_run_on_the_project(filled, tmp_path):
-    """`smttask smt` hands over to Sumatra's own commands (in a process of their own:
-    Sumatra configures Django itself)."""
+    """`smttask smt` hands over to Sumatra's own commands. They run in a process of their
+    own (Sumatra configures Django itself), here one for the whole sequence."""
     proj, _ = filled
-
-    def smt(*args: str) -> str:
-        out = proj.cli("smt", *args, process=True)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    assert sorted(smt("list").split()) == sorted(r.label for r in RSView())
-    assert "testproj" in smt("info")
-    assert smt("version").strip().startswith("0.8")
-    smt("export")
-    assert json.loads((proj.root / ".smt/records_export.json").read_text())
     newest = RSView().latest.label
-    smt("tag", "checked")  # no label: the newest record
-    smt("comment", "a note")
-    assert "checked" in RSView().get(newest).tags
-    assert RSView().get(newest).outcome.endswith("a note")
     a, b = [r.label for r in RSView().filter.task("scale").filter.status("finished")][:2]
-    assert a in smt("view", a)
-    assert "Parameters differ       : yes" in smt("diff", a, b)
-    assert "factor" in smt("diff", "--long", a, b)
     target = tmp_path / "copy.sqlite"
-    smt("sync", str(proj.root / ".smt/records"), str(target))
+    commands = [["sync", str(proj.root / ".smt/records"), str(target)], ["list"], ["info"],
+                ["version"], ["export"], ["tag", "checked"], ["comment", "a note"],
+                ["view", a], ["diff", a, b], ["diff", "--long", a, b]]
+    proc = proj.run_python(SMT_SESSION, args=[json.dumps(commands)])
+    results = json.loads(proc.stdout.splitlines()[-1])
+    for command, (code, _, err) in zip(commands, results, strict=True):
+        assert code == 0, (command, err)
+    out = dict(zip((c[0] if c[0] != "diff" or len(c) == 3 else "diff --long" for c in commands),
+                   (r[1] for r in results), strict=True))
     assert target.stat().st_size > 0
+    assert sorted(out["list"].split()) == sorted(r.label for r in RSView())
+    assert "testproj" in out["info"]
+    assert out["version"].strip().startswith("0.8")
+    assert json.loads((proj.root / ".smt/records_export.json").read_text())
+    assert "checked" in RSView().get(newest).tags  # no label: the newest record
+    assert RSView().get(newest).outcome.endswith("a note")
+    assert a in out["view"]
+    assert "Parameters differ       : yes" in out["diff"]
+    assert "factor" in out["diff --long"]
 
 
 def test_smt_help_names_smttask_smt(proj, tmp_path):
