@@ -187,7 +187,7 @@ def test_generated_project_is_an_installable_package_pinned_to_this_smttask(tmp_
     assert Version("0.2.0") not in spec  # PyPI's original smttask never satisfies it
     assert Version(smttask.__version__) > Version("0.2.0")
     assert "pip install -e ." in (root / "README.md").read_text()
-    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                             str(tmp_path / "dist"), str(root)], capture_output=True, text=True)
     assert wheel.returncode == 0, wheel.stderr
     [built] = (tmp_path / "dist").glob("*.whl")
@@ -203,7 +203,7 @@ def test_this_smttask_builds_a_wheel_that_sorts_after_the_original(tmp_path):
     from packaging.version import Version
 
     checkout = Path(smttask.__file__).resolve().parents[1]
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                             str(tmp_path), str(checkout)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("smttask-*.whl")
