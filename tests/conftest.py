@@ -33,6 +33,21 @@ name = "testproj"
 dirty_directories = ["reports"]
 """
 
+#: Two composable recorded tasks (``scale(x=make(n=…), factor=…)``; a negative factor
+#: fails), shared by the record-store tests.
+SCALE_TASKS = """
+from smttask import RecordedTask
+
+@RecordedTask
+def make(n: int) -> float:
+    return float(n)
+
+@RecordedTask
+def scale(x: float, factor: float) -> float:
+    if factor < 0:
+        raise ValueError("negative factor")
+    return x * factor
+"""
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
 

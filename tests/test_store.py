@@ -7,22 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import SCALE_TASKS
 
 from smttask import SmttaskError, TaskExecutionError, UsageError, provenance
 from smttask.view import RecordStoreView, RSView, parse_when
 
-TASKS = """
-from smttask import RecordedTask, TaskOutput
-
-@RecordedTask
-def make(n: int) -> float:
-    return float(n)
-
-@RecordedTask
-def scale(x: float, factor: float) -> float:
-    if factor < 0:
-        raise ValueError("negative factor")
-    return x * factor
+TASKS = SCALE_TASKS + """
+from smttask import TaskOutput
 
 class Parts(TaskOutput):
     low: float
