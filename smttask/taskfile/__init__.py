@@ -15,7 +15,7 @@ project is installed or not; never a top-level script such as ``run.py``, never 
 ``__main__``) or of a package allowed explicitly (``--import``). The project is the one
 given, else the one holding the task file, else the active or working directory's one.
 
-Modules: :mod:`.files` (task files) and :mod:`.record_form` (a task as a record's
+Modules: :mod:`.files` (task files) and :mod:`.in_records` (a task as a record's
 parameters).
 """
 
@@ -34,7 +34,7 @@ from .files import (
     load,
     save,
 )
-from .record_form import INLINE_VALUES, load_record_form, record_form, record_inputs
+from .in_records import INLINE_VALUES, load_record_form, record_form, record_inputs
 
 __all__ = [
     "FORMAT",
