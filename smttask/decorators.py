@@ -20,9 +20,10 @@ from typing import Annotated, Any, TypeVar, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .errors import TaskDefinitionError
+from .memoized import Memoized, UnpureMemoized
 from .outputs import OutputSpec
 from .recorded import Recorded, RecordedIterative
-from .task import Memoized, Task, TaskOutput, UnpureMemoized
+from .task import Task, TaskOutput
 
 __all__ = ["Create", "MemoizedTask", "RecordedIterativeTask", "RecordedTask",
            "UnpureMemoizedTask"]

@@ -28,9 +28,10 @@ from typing import Literal
 from . import _fs, config, taskfile
 from .display import short
 from .errors import ProjectNotFoundError, TaskFileError, UsageError
+from .memoized import UnpureMemoized
 from .outputs import Datastore
 from .recorded import Recorded, RecordedIterative
-from .task import Task, UnpureMemoized
+from .task import Task
 
 __all__ = ["COLLAPSE_ABOVE", "Edge", "Node", "TaskGraph", "build", "from_files", "status_of"]
 

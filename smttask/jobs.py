@@ -21,10 +21,11 @@ from typing import Any
 
 from . import config, repo, taskfile
 from .errors import SmttaskError
+from .memoized import Memoized
 from .outputs import Datastore
 from .provenance.records import script_arguments
 from .recorded import Recorded
-from .task import Memoized, Task
+from .task import Task
 
 __all__ = [
     "BatchResult",

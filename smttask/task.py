@@ -4,8 +4,8 @@ A task class is made by a decorator (see :mod:`smttask.decorators`) from a typed
 function. Creating an instance validates the inputs and computes the digest; nothing
 runs until :meth:`Task.run`. The kinds of tasks:
 
-- :class:`Memoized`: results kept in memory only, never written or recorded;
-- :class:`UnpureMemoized`: like Memoized, but the digest is computed from the output;
+- ``Memoized`` and ``UnpureMemoized`` (:mod:`smttask.memoized`): results kept in memory
+  only, never written or recorded (an unpure task's digest is computed from its output);
 - ``Recorded`` and ``RecordedIterative`` (:mod:`smttask.recorded`): results on disk, runs
   recorded in Sumatra.
 
@@ -29,16 +29,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import config
 from . import digest as _digest
 from .errors import (
-    TaskDefinitionError,
     TaskExecutionError,
     TaskFileError,
     TaskInputError,
-    UsageError,
 )
 from .outputs import OutputSpec, item_names
 
-__all__ = ["Memoized", "NotComputed", "Outputs", "Task", "TaskMeta", "TaskOutput",
-           "UnpureMemoized", "WithOutcome", "single_use"]
+__all__ = ["NotComputed", "Outputs", "Task", "TaskMeta", "TaskOutput", "WithOutcome",
+           "single_use"]
 
 logger = logging.getLogger(__name__)
 
@@ -404,51 +402,3 @@ def _copy_rng(gen: np.random.Generator) -> np.random.Generator:
     bitgen = type(gen.bit_generator)()
     bitgen.state = gen.bit_generator.state
     return np.random.Generator(bitgen)
-
-
-class Memoized(Task):
-    """Results kept in memory only; never written, never recorded."""
-
-    cache: ClassVar[bool] = True
-
-
-class UnpureMemoized(Memoized):
-    """A memoized task whose digest is computed from its output (outside state)."""
-
-    def _compute_digest(self) -> str | None:
-        return None  # known once the task has run
-
-    def _identity(self) -> str | None:
-        return None  # never shared: a new object is a fresh look at the outside state
-
-    __reduce__ = object.__reduce__  # pickled with its result and digest
-
-    @property
-    def digest(self) -> str:
-        if self._digest is None:
-            self.run()
-        return self._digest  # type: ignore[return-value]
-
-    def run(self, recompute: bool = False, cache: bool | None = None,
-            record: bool | None = None) -> Any:
-        if cache is False:
-            raise UsageError(f"{self.taskname} is an UnpureMemoizedTask: it is always cached; "
-                             "call run() without cache=False")
-        self.result_source = "memory"
-        if recompute or self._digest is None:
-            self.result_source = "run"
-            result = self._obtain(recompute, config.record if record is None else record)
-            if single_use(result):
-                raise TaskDefinitionError(
-                    f"{self.taskname} returned a single-use {type(result).__name__}: an "
-                    "UnpureMemoizedTask's digest is computed from its result, which an "
-                    "iterator cannot give; return a list, or use a MemoizedTask")
-            new = _digest.compute(self.taskname, {"output": result}, self.version)
-            if self._digest is not None and new != self._digest:
-                logger.warning("%s: digest changed from %s to %s", self.taskname,
-                               self._digest, new)
-            self._result, self._digest = result, new
-        return self._result
-
-    def clear(self) -> None:
-        self._digest = None

@@ -18,7 +18,7 @@ LAYERS = [
     {"outputs", "repo"},
     {"provenance"},
     {"task"},
-    {"taskfile", "recorded", "decorators", "workflows", "replay"},
+    {"taskfile", "memoized", "recorded", "decorators", "workflows", "replay"},
     {"view", "jobs", "display", "graph", "reproduce"},
     {"compare", "explain", "maintenance", "templates", "executors", "export", "scaffold",
      "crate"},
