@@ -142,8 +142,9 @@ def run_python(code: str, **env: str) -> str:
 def test_paramcoll_with_expand_is_a_task_input_with_a_stable_digest(stats):
     p = Sweep(μ=expand([0.0, 0.5, 1.0]), σ=expand(stats.gamma(2.0, scale=0.5)), paramseed=7)
     here = [mean_of(p=p).digest, mean_of(p=Sweep(n=3)).digest]
-    there = [json.loads(run_python(DIGEST_CODE, PYTHONHASHSEED=s)) for s in ("1", "2")]
-    assert there == [here, here]
+    # Another process with another string-hash seed (this one's is random) agrees.
+    there = json.loads(run_python(DIGEST_CODE, PYTHONHASHSEED="1"))
+    assert there == here
     assert here == SWEEP_DIGESTS
     assert mean_of(p=p).run() == 0.5
 
