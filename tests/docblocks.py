@@ -5,7 +5,8 @@ the same for authors):
 
 - ```` ```python title="deathstar/tasks.py" ````: a file of the project (any path, any
   language). Its text replaces the file, which is then committed (a recorded run needs
-  committed code); nothing runs.
+  committed code); nothing runs. After ``<!-- existing file -->`` the block shows a file
+  as it already is (written by ``smttask project init``): the file must hold that text.
 - ```` ```python ````: statements run in the document's Python session (one namespace per
   document, like a notebook), in the session's folder. ``expr  # → text``, or ``expr``
   followed by a line ``# → text``, shows what ``expr`` evaluates to: its repr must match.
@@ -60,6 +61,7 @@ STARTS_EMPTY = {"README.md", "docs/index.md"}
 RUNNABLE = {"python", "sh", "console"}
 
 _ILLUSTRATION = re.compile(r"<!--\s*illustration:\s*(?P<why>\S.*?)\s*-->")
+_EXISTING = "<!-- existing file -->"
 _TITLE = re.compile(r'title="(?P<path>[^"]+)"')
 _LEXER = RawFencedCodeBlockLexer(info_pattern=re.compile(r"(?P<info>[^\n]*)$\n", re.M))
 
@@ -74,6 +76,7 @@ class Block:
     options: str
     source: str
     illustration: str | None = None
+    existing: bool = False
 
     @property
     def title(self) -> str | None:
@@ -100,7 +103,8 @@ def _blocks(document: Document) -> Iterator[tuple[Region, Block]]:
         why = _ILLUSTRATION.fullmatch(before)
         line = document.text.count("\n", 0, region.start) + 1
         yield region, Block(rel(document.path), line, language, options.strip(),
-                            str(region.lexemes["source"]), why["why"] if why else None)
+                            str(region.lexemes["source"]), why["why"] if why else None,
+                            before == _EXISTING)
 
 
 def all_blocks(path: Path) -> list[Block]:
@@ -340,6 +344,11 @@ class Session:
     def write_file(self, block: Block) -> None:
         assert block.title is not None
         path = self.cwd / block.title
+        if block.existing:
+            text = path.read_text(encoding="utf-8") if path.is_file() else None
+            assert text == block.source, (
+                f"{block.doc}:{block.line}: {block.title} is not as the doc shows it:\n{text}")
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(block.source, encoding="utf-8")
         forget_modules(files={path.resolve()})
