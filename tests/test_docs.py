@@ -30,6 +30,7 @@ def docs_home(tmp_path_factory):
 @pytest.mark.parametrize(("doc", "index"), _params())
 def test_block(doc, index, docs_home, record_property):
     """One block, after the blocks before it in its document (each runs once)."""
+    record_property("doc_block", doc)
     session = docblocks.SESSIONS.get(doc)
     if session is None:
         name = re.sub(r"\W", "_", doc)
@@ -40,7 +41,6 @@ def test_block(doc, index, docs_home, record_property):
         example = examples[session.next]
         session.next += 1
         example.evaluate()
-    record_property("doc_block", doc)
 
 
 def test_blocks_are_labelled(record_property):
