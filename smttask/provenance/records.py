@@ -21,7 +21,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,7 @@ class Recorder:
                 size, _, sha1 = checksums(path)
             self._key_cache[cache_key] = DataKeyRow(
                 self.store.data_key(path), sha1,
-                datetime.fromtimestamp(st.st_ctime, timezone.utc), size)
+                datetime.fromtimestamp(st.st_ctime, UTC), size)
         return self._key_cache[cache_key]
 
     def start(self, run: RunStart) -> Run:
@@ -216,7 +216,7 @@ class Recorder:
         from sumatra.core import STATUS_FORMAT
         from sumatra.parameters import JSONParameterSet
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         script = run.script if run.script is not None else script_arguments.get()
         content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
         tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
