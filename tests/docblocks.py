@@ -97,7 +97,11 @@ def rel(path: str | Path) -> str:
 
 
 def _blocks(document: Document) -> Iterator[tuple[Region, Block]]:
-    for region in _LEXER(document):
+    end = -1
+    for region in sorted(_LEXER(document), key=lambda r: r.start):
+        if region.start < end:  # a block shown inside a longer fence: text, not a block
+            continue
+        end = region.end
         language, _, options = region.lexemes["info"].strip().partition(" ")
         before = document.text[:region.start].rstrip("\n").rsplit("\n", 1)[-1].strip()
         why = _ILLUSTRATION.fullmatch(before)
