@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test fuzz demo bench lint dist clean
+.PHONY: venv test fuzz demo bench lint dist docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,bench]"
+	$(PY) -m pip install -q -e ".[test,bench,docs]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -40,5 +40,10 @@ dist: venv
 	$(PY) -m pip wheel --no-deps -q -w dist .
 	@ls dist/*.whl
 
+# The docs site in site/ (mkdocs.yml): the pages, the API reference from the docstrings and
+# the command reference from the click commands; a warning (a broken link) fails it.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q -d site
+
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .pytest_cache build dist site

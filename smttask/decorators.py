@@ -210,12 +210,16 @@ def _decorator(kind: type[Task], name: str, doc: str) -> Callable[..., Any]:
 RecordedTask = _decorator(
     Recorded, "RecordedTask", "Make a task whose results are saved to disk and whose runs "
     "are recorded.")
+"""``@RecordedTask``: results saved to disk, runs recorded in Sumatra. Bare or with
+``cache=True`` (keep results in memory too) and ``version="2"`` (enters the digest)."""
 MemoizedTask = _decorator(
     Memoized, "MemoizedTask", "Make a task whose results are kept in memory only (never "
     "written or recorded).")
+"""``@MemoizedTask``: results kept in memory only, never written or recorded."""
 UnpureMemoizedTask = _decorator(
     UnpureMemoized, "UnpureMemoizedTask", "Make a memoized task whose digest follows its "
     "output (for outside state).")
+"""``@UnpureMemoizedTask``: memoized, its digest follows its output (outside state)."""
 
 
 def RecordedIterativeTask(  # noqa: N802 - a decorator named like the others

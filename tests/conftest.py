@@ -191,16 +191,29 @@ def proj(tmp_path, monkeypatch) -> Iterator[Proj]:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line with the fuzz suite's counts (tests/test_fuzz.py), when it ran."""
+    """One line with the fuzz suite's counts (tests/test_fuzz.py), and one with the docs'
+    blocks that ran (tests/test_docs.py), when they ran."""
     totals = {"fuzz_cases": 0, "fuzz_unexpected": 0, "fuzz_hangs": 0}
     seen = set()
-    for reports in terminalreporter.stats.values():
+    blocks: dict[str, tuple[str, str]] = {}
+    illustrations = None
+    for outcome, reports in terminalreporter.stats.items():
         for rep in reports:
             props = dict(getattr(rep, "user_properties", ()))
+            if "doc_block" in props and getattr(rep, "when", "call") == "call":
+                blocks[rep.nodeid] = (props["doc_block"], outcome)
+            if "doc_illustrations" in props:
+                illustrations = props["doc_illustrations"]
             if "fuzz_cases" in props and rep.nodeid not in seen:
                 seen.add(rep.nodeid)
                 for key in totals:
                     totals[key] += props.get(key, 0)
+    if blocks:
+        docs = {doc for doc, _ in blocks.values()}
+        passed = sum(outcome == "passed" for _, outcome in blocks.values())
+        marked = "" if illustrations is None else f", {illustrations} marked illustration"
+        terminalreporter.write_line(f"docs: {len(blocks)} blocks ran in {len(docs)} "
+                                    f"documents, {passed} as shown{marked}")
     if seen:
         terminalreporter.write_line(
             f"fuzz: {totals['fuzz_cases']:,} cases in {len(seen)} tests, "

@@ -26,6 +26,8 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
+from .columns import fit_line, middle, terminal_width
+
 if TYPE_CHECKING:
     from ..jobs import BatchResult, Job
 
@@ -138,11 +140,22 @@ class Display:
                              counts=_counts(batch, done))
 
     def _line(self, job: Job, total: int) -> None:
-        width = len(str(total))
-        extra = f"  record {job.label}" if job.label else ""
+        """``[i/n] state name duration record LABEL error``: on a narrow terminal the
+        name is cut in the middle and the record and error go below, never split."""
+        digits = len(str(total))
+        first = f"[{self.done:>{digits}}/{total}] {job.state:<7} "
+        after = f"  {job.duration:.2f}s"
+        record = f"  record {job.label}" if job.label else ""
         error = f"  {job.error}" if job.error else ""
-        self._print(Text(f"[{self.done:>{width}}/{total}] {job.state:<7} {job.name}  "
-                         f"{job.duration:.2f}s{extra}{error}"))
+        screen = terminal_width(sys.stderr)
+        name = job.name
+        if screen is not None and len(first + name + after + record + error) > screen:
+            name = _middle(name, screen - len(first + after))
+            indent = len(first) if len(first + record) <= screen + 2 else 4
+            self._print(Text(fit_line(f"{first}{name}{after}", record + error, screen,
+                                      indent=indent)))
+            return
+        self._print(Text(f"{first}{name}{after}{record}{error}"))
 
     # --- the summary -----------------------------------------------------------------------
 
@@ -189,10 +202,7 @@ def _failures(jobs: Iterable[Job], width: int) -> RenderableType:
 
 def _middle(name: str, room: int) -> str:
     """``name``, or its start and end around "…" if it is longer than ``room``."""
-    if len(name) <= room or room < 9:
-        return name
-    head = (room - 1) // 2
-    return f"{name[:head]}…{name[len(name) - (room - 1 - head):]}"
+    return name if room < 9 else middle(name, room)
 
 
 def _counts(batch: BatchResult, done: bool = False) -> str:

@@ -114,8 +114,11 @@ def run(ctx: click.Context, paths: tuple[str, ...], jobs: int | None, recompute:
                    f"{', '.join(ids)}; `smttask run --status` reports on them")
         sys.exit(0 if batch.ok else 1)
     if dry_run:
+        from .columns import middle, terminal_width
+
+        room = (terminal_width() or 10**6) - 11
         for job in batch.jobs:
-            click.echo(f"{job.state:<10} {job.name}")
+            click.echo(f"{job.state:<10} {middle(job.name, room)}")
         click.echo(f"{batch.count('would run')} would run, {batch.count('would load')} would "
                    f"load, {len(batch.invalid)} invalid", err=True)
         sys.exit(0 if batch.ok else 1)

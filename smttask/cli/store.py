@@ -12,17 +12,20 @@ import click
 __all__ = ["diff", "status", "store", "why"]
 
 
-def _columns(rows: list[dict[Any, Any]], keys: list[Any], header: list[str] | None = None
-             ) -> str:
-    """Plain aligned columns (fast on thousands of rows, easy to grep)."""
+def _columns(rows: list[dict[Any, Any]], keys: list[Any], header: list[str] | None = None,
+             whole: int = 0) -> str:
+    """Plain aligned columns (fast on thousands of rows, easy to grep), fitted to the
+    terminal: long cells cut in the middle, never split across lines."""
+    from .columns import fit_columns, terminal_width
+
     head = [str(k) for k in (keys if header is None else header)]
     text = [[str(r.get(k, "")) for k in keys] for r in rows]
-    widths = [max([len(h)] + [len(t[i]) for t in text]) for i, h in enumerate(head)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(head), *(line(t) for t in text)])
+    width = terminal_width()
+    table, left_out = fit_columns(head, text, width, whole=whole)
+    if left_out:
+        click.echo(f"{len(left_out)} column(s) left out to fit {width} columns "
+                   f"({', '.join(left_out)}): widen the terminal, or pipe the output", err=True)
+    return table
 
 
 @click.group("store")
@@ -85,7 +88,7 @@ def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tu
         for s in summaries:
             s["duration"] = f"{s['duration']:.2f}s" if s["duration"] is not None else ""
             s["reason"] = (s["reason"] or "").replace("\n", " ")[:40]
-        click.echo(_columns(summaries, keys))
+        click.echo(_columns(summaries, keys, whole=1))
     if more:
         click.echo(f"showing the newest {limit}; --limit 0 shows all", err=True)
 
@@ -296,10 +299,12 @@ def delete(labels: tuple[str, ...], since: str | None, dry_run: bool, keep_files
 def status(paths: tuple[str, ...], imports: tuple[str, ...]) -> None:
     """For each task file: is its result on disk, and if not, why not."""
     from ..explain import status as get_status
+    from .columns import fit_line, terminal_width
 
+    width = terminal_width()
     for path, st in get_status(paths, allow=imports):
         mark = "on disk " if st.on_disk else "will run"
-        click.echo(f"{mark}  {path}: {st.explanation}")
+        click.echo(fit_line(f"{mark}  {path}", f": {st.explanation}", width))
 
 
 @click.command("why")
