@@ -266,6 +266,8 @@ class Session:
     bindings: dict[str, str] = field(default_factory=dict)
     last_exit: int = 0
     next: int = 0
+    #: The session's own imported modules while other tests run (see :meth:`entered`).
+    modules: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -286,8 +288,12 @@ class Session:
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
-        """This session's folder, environment and modules; other sessions' modules gone."""
+        """This session's folder, environment and modules; other sessions' modules gone.
+        On the way out the session's modules leave ``sys.modules`` with it (kept for its
+        next block), so that other tests on this worker never import a document's
+        ``deathstar``."""
         forget_modules(outside=self.home)
+        sys.modules.update(self.modules)
         saved_env = {k: os.environ.get(k) for k in self.env}
         saved_cwd, saved_path = os.getcwd(), list(sys.path)
         for key, value in self.env.items():
@@ -301,6 +307,9 @@ class Session:
         finally:
             os.chdir(saved_cwd)
             sys.path[:] = saved_path
+            self.modules = own_modules(self.home)
+            for name in self.modules:
+                del sys.modules[name]
             for key, value in saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -411,6 +420,13 @@ def forget_modules(outside: Path | None = None, files: set[Path] | None = None) 
         elif (outside is not None and root is not None and path.is_relative_to(root)
               and not path.is_relative_to(outside)):
             del sys.modules[name]
+
+
+def own_modules(home: Path) -> dict[str, Any]:
+    """The imported modules whose file lies under ``home``."""
+    return {name: module for name, module in list(sys.modules.items())
+            if (file := getattr(module, "__file__", None))
+            and Path(file).resolve().is_relative_to(home.resolve())}
 
 
 #: The folder holding every document's home (set by tests/test_docs.py).
