@@ -44,6 +44,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -282,8 +283,8 @@ class Session:
 
     def start(self) -> None:
         if self.doc not in STARTS_EMPTY:
-            code, out = self.smttask(["smttask", "project", "init", "--no-input", "deathstar"])
-            assert code == 0, out
+            shutil.copytree(fresh_project(self.home.parent), self.home / "deathstar",
+                            symlinks=True)
             self.cwd = self.home / "deathstar"
 
     @contextlib.contextmanager
@@ -420,6 +421,18 @@ def forget_modules(outside: Path | None = None, files: set[Path] | None = None) 
         elif (outside is not None and root is not None and path.is_relative_to(root)
               and not path.is_relative_to(outside)):
             del sys.modules[name]
+
+
+def fresh_project(where: Path) -> Path:
+    """A project just made by ``smttask project init --no-input deathstar``, made once per
+    process and copied for each document (its ``.smt/project``, which names absolute
+    paths, is rewritten by smttask at the copy's first command)."""
+    made = where / "_fresh" / "deathstar"
+    if not made.exists():
+        session = Session("(fresh project)", made.parent)
+        code, out = session.smttask(["smttask", "project", "init", "--no-input", "deathstar"])
+        assert code == 0, out
+    return made
 
 
 def own_modules(home: Path) -> dict[str, Any]:

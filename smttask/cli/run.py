@@ -138,12 +138,15 @@ def _count(text: str) -> int:
 
 def _slurm_status() -> None:
     from ..executors import slurm
+    from .columns import fit_line, terminal_width
 
     rows = slurm.status()
+    width = terminal_width()
     for row in rows:
         extra = f"  record {row['label']}" if row["label"] else ""
         error = f"  {row['error']}" if row["error"] else ""
-        click.echo(f"{row['slurm_id']:<10} {row['state']:<8} {row['task']}{extra}{error}")
+        click.echo(fit_line(f"{row['slurm_id']:<10} {row['state']:<8} {row['task']}",
+                            f"{extra}{error}", width))
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
