@@ -159,13 +159,10 @@ def slurm(slurm_cluster, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, request):
+def _isolated_env(monkeypatch):
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
     # Tables fit COLUMNS when it is set: tests ask for a width explicitly.
-    if "COLUMNS" in os.environ:  # TEMP diagnostic
-        with open("/tmp/columns-leak.txt", "a") as f:
-            f.write(f"{os.getpid()} {request.node.nodeid} {os.environ['COLUMNS']}\n")
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.delenv("LINES", raising=False)
     monkeypatch.setattr(smttask.config, "record", True)

@@ -407,19 +407,27 @@ def _shown_value(stmt: ast.stmt, lines: list[str]) -> str | None:
     return None
 
 
+def _prefixes(folder: Path) -> tuple[str, ...]:
+    """Text prefixes of the files in ``folder`` (as given and resolved): comparing module
+    paths as text, since resolving every imported module's path costs more than the
+    command it surrounds."""
+    return tuple({f"{folder}{os.sep}", f"{folder.resolve()}{os.sep}"})
+
+
 def forget_modules(outside: Path | None = None, files: set[Path] | None = None) -> None:
     """Drop imported modules of the documents' projects: those under the docs' folders
     but outside ``outside``, or whose file is in ``files``."""
-    root = SESSIONS_ROOT[0] if SESSIONS_ROOT else None
+    if not SESSIONS_ROOT:
+        return
+    root = _prefixes(SESSIONS_ROOT[0])
+    keep = _prefixes(outside) if outside is not None else None
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if not file:
+        if not file or not file.startswith(root):
             continue
-        path = Path(file).resolve()
-        if files is not None and path in files:
+        if files is not None and Path(file).resolve() in files:
             del sys.modules[name]
-        elif (outside is not None and root is not None and path.is_relative_to(root)
-              and not path.is_relative_to(outside)):
+        elif keep is not None and not file.startswith(keep):
             del sys.modules[name]
 
 
@@ -437,9 +445,9 @@ def fresh_project(where: Path) -> Path:
 
 def own_modules(home: Path) -> dict[str, Any]:
     """The imported modules whose file lies under ``home``."""
+    prefixes = _prefixes(home)
     return {name: module for name, module in list(sys.modules.items())
-            if (file := getattr(module, "__file__", None))
-            and Path(file).resolve().is_relative_to(home.resolve())}
+            if (file := getattr(module, "__file__", None)) and file.startswith(prefixes)}
 
 
 #: The folder holding every document's home (set by tests/test_docs.py).
