@@ -14,8 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Two test workers per core: many tests wait on worker pools, SLURM, PostgreSQL or a
+# pseudo-terminal, and a second worker keeps the core busy meanwhile.
+TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
+
 test: venv
-	$(PY) -m pytest -q -n auto --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The loaders' fuzz suite at twenty times its CI size (about 200,000 cases; docs/security.md).
 fuzz: venv
