@@ -27,7 +27,15 @@ from typing import Any
 
 from ..config import Project
 from ..outputs import Datastore, Written, checksums, read_sidecar
-from .store import TIMESTAMP_FORMAT, bootstrap, record_manager, sumatra, translated, writing
+from .store import (
+    TIMESTAMP_FORMAT,
+    bootstrap,
+    raw_sql,
+    record_manager,
+    sumatra,
+    translated,
+    writing,
+)
 from .writer import DataKeyRow, SqlWriter, StoredRecord
 
 __all__ = [
@@ -189,12 +197,14 @@ class Recorder:
             raise
 
     def _shared(self) -> dict[str, int]:
+        """The executable, repository, launch mode and datastore rows (once per process)."""
         w = self.writer
-        return {"executable_id": w.shared_id("Executable", self.executable),
-                "repository_id": w.shared_id("Repository", self.repository),
-                "launch_mode_id": w.shared_id("LaunchMode", self.launch_mode),
-                "datastore_id": w.shared_id("Datastore", self.datastore),
-                "input_datastore_id": w.shared_id("Datastore", self.datastore)}
+        return w.remember("shared", lambda: {
+            "executable_id": w.shared_id("Executable", self.executable),
+            "repository_id": w.shared_id("Repository", self.repository),
+            "launch_mode_id": w.shared_id("LaunchMode", self.launch_mode),
+            "datastore_id": w.shared_id("Datastore", self.datastore),
+            "input_datastore_id": w.shared_id("Datastore", self.datastore)})
 
     def _key(self, path: Path) -> DataKeyRow:
         """The data key of an input file (checksums from its sidecar when it has one)."""
@@ -214,23 +224,24 @@ class Recorder:
     def start(self, run: RunStart) -> Run:
         """Save a ``_running_`` record under a fresh unique label."""
         from sumatra.core import STATUS_FORMAT
-        from sumatra.parameters import JSONParameterSet
 
         now = datetime.now(timezone.utc)
         script = run.script if run.script is not None else script_arguments.get()
-        content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
+        # The text Sumatra's JSONParameterSet makes (str()), so that Sumatra's own save
+        # finds this row again.
+        content = json.dumps(run.parameters, allow_nan=True, sort_keys=True, indent=4)
         tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
         keys = [self._key(p) for p in run.inputs]
         with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
             bootstrap(self.project)  # re-binds Django if another project was used since
-            with writing(self.project), _cursor() as cur:
+            with writing(self.project), raw_sql() as sql:
                 fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
                           "reason": run.reason or "", "duration": None,
                           "main_file": run.main_file, "version": run.commit,
                           "outcome": run.outcome, "timestamp": now, "diff": run.diff,
                           "user": run.user, "script_arguments": script, "stdout_stderr": "",
                           "repeats": None, **self._shared()}
-                stored = self.writer.insert(cur, fields, tags, content, keys)
+                stored = self.writer.insert(sql, fields, tags, content, keys)
         return Run(stored.label, stored, now, run.commit)
 
     def finish(self, run: Run, *, status: str, duration: float, outcome: str,
@@ -242,25 +253,20 @@ class Recorder:
         tags.add(STATUS_FORMAT % status)
         keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
                 for w in outputs]
+        root, w = self.project.root, self.writer
         with translated(f"cannot save record {run.label}"), self._forgetting():
             bootstrap(self.project)
-            with writing(self.project), _cursor() as cur:  # shared rows too: under the lock
-                deps = [self.writer.shared_id("Dependency", d)
-                        for d in dependencies(self.project.root, run.commit)]
-                plats = [self.writer.shared_id("PlatformInformation", p) for p in _platforms()]
+            with writing(self.project), raw_sql() as sql:  # shared rows too: under the lock
+                deps = w.remember(
+                    ("dependencies", len(sys.modules), run.commit),
+                    lambda: [w.shared_id("Dependency", d) for d in dependencies(root, run.commit)])
+                plats = w.remember("platforms", lambda: [
+                    w.shared_id("PlatformInformation", p) for p in _platforms()])
                 fields = {"duration": duration, "outcome": outcome,
                           "stdout_stderr": stdout_stderr}
                 if diff is not None:
                     fields["diff"] = diff
-                self.writer.update(cur, run.stored, fields, tags, keys, deps, plats)
-
-
-@contextlib.contextmanager
-def _cursor() -> Iterator[Any]:
-    from django.db import connections
-
-    with connections["default"].cursor() as cur:
-        yield cur
+                w.update(sql, run.stored, fields, tags, keys, deps, plats)
 
 
 _recorders: dict[tuple[Path, str], Recorder] = {}

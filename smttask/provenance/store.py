@@ -31,7 +31,7 @@ from typing import Any
 from .. import _fs
 from ..config import Project
 from ..errors import RecordStoreError
-from .writer import SCHEMA, ensure_schema, schema_version
+from .writer import SCHEMA, Sql, ensure_schema, schema_version
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -39,6 +39,7 @@ __all__ = [
     "locked",
     "one_line",
     "project_file_in_step",
+    "raw_sql",
     "run_smt_command",
     "safe_url",
     "sqlite_path",
@@ -153,6 +154,29 @@ def writing(project: Project) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def raw_sql() -> Iterator[Sql]:
+    """Statements on the driver's own cursor of the default connection (inside
+    :func:`writing`'s transaction), with Django's error types.
+
+    # private: ``BaseDatabaseWrapper.connection`` (the DB-API connection) and
+    # ``wrap_database_errors`` (Django's translation of driver errors) are Django
+    # internals, stable since 1.6; skipping Django's cursor wrapper saves about 20 µs per
+    # statement. psycopg2 accepts several statements in one call (psycopg 3 does not).
+    """
+    from django.db import connections
+
+    conn = connections["default"]
+    conn.ensure_connection()
+    one_trip = False
+    if conn.vendor == "postgresql":
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        one_trip = not is_psycopg3
+    with conn.wrap_database_errors, contextlib.closing(conn.connection.cursor()) as cur:
+        yield Sql(cur, qmark=conn.vendor == "sqlite", one_trip=one_trip)
+
+
+@contextlib.contextmanager
 def _migration_lock(project: Project) -> Iterator[None]:
     from django.db import connections
 
@@ -228,6 +252,10 @@ def record_manager(store: Any) -> Any:
     return store._manager
 
 
+#: The URL the default connection is bound to, with its store object.
+_bound: dict[str, Any] = {}
+
+
 def _bind_store(url: str) -> Any:
     """A Sumatra DjangoRecordStore on ``url``; one Django database per process, switchable."""
     sumatra()
@@ -247,7 +275,9 @@ def _bind_store(url: str) -> Any:
         _configure_django(db)
     else:
         _switch_database(db)
-    return _store_object(without_password(url))  # Sumatra prints its _db_file
+    _bound.clear()
+    _bound[url] = _store_object(without_password(url))  # Sumatra prints its _db_file
+    return _bound[url]
 
 
 def _store_ready() -> bool:
@@ -320,7 +350,7 @@ def project_file_in_step(project: Project) -> bool:
     return _in_step(_read_state(project.smt_dir / "project"), project)
 
 
-_bootstrapped: set[tuple[Path, str]] = set()
+_bootstrapped: set[tuple[Path, str]] = set()  # (root, connect URL)
 
 
 def bootstrap(project: Project) -> Any:
@@ -329,9 +359,12 @@ def bootstrap(project: Project) -> Any:
     Cheap after the first call in a process. Creation and migration happen under the lock,
     so concurrent first runs on a fresh project are safe.
     """
-    key = (project.root, project.record_store_url)
+    url = project.connect_url  # with the password from the environment
+    key = (project.root, url)
+    if key in _bootstrapped and url in _bound:  # bound, as on the last call: nothing to do
+        return _bound[url]
     with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
-        store = _bind_store(project.connect_url)  # with the password from the environment
+        store = _bind_store(url)
         if key in _bootstrapped:
             return store
         project_file = project.smt_dir / "project"
