@@ -89,7 +89,7 @@ def enter(root: Path) -> object:
     import smttask.config
 
     os.chdir(root)
-    smttask.config._found.clear()
+    smttask.config.forget_projects()
     for name in [m for m in sys.modules if m.startswith("benchpkg")]:
         del sys.modules[name]
     if str(root) not in sys.path:

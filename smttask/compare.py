@@ -43,7 +43,7 @@ def _array_values(summary: dict[str, Any], store: Datastore | None) -> Any:
     import numpy as np
 
     from .outputs import CorruptResult
-    from .taskfile import recent_arrays
+    from .taskfile.in_records import recent_arrays
     from .typing import dtype_from_json
 
     if "values" in summary:

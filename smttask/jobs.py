@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Where a job is: pending → running → ran | loaded | failed | skipped | killed."""
 
     PENDING = "pending"
@@ -58,12 +58,6 @@ class JobState(str, enum.Enum):
     SUBMITTED = "submitted"  # SLURM, --no-wait
     WOULD_RUN = "would run"  # dry runs
     WOULD_LOAD = "would load"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
     @property
     def succeeded(self) -> bool:

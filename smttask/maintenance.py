@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import _fs, config, provenance, repo, taskfile
@@ -328,7 +328,7 @@ def _lost(record: RecordView, report: VerifyReport, fix: bool) -> None:
     why = record.lost_because()
     breach = Breach("lost", record.label, f"still marked running, but {why}")
     if fix:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         provenance.edit_record(record.project, record.label, add_tags=("_killed_",),
                                remove_tags=("_running_",),
                                comment=f"Lost: {why}; marked killed by `smttask store "

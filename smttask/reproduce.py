@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class Reproduction:
     outputs: list[OutputCheck] = field(default_factory=list)
     packages: list[PackageChange] = field(default_factory=list)
     upstream: dict[str, str] = field(default_factory=dict)  # task -> where its result came from
-    when: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    when: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def exit_code(self) -> int:

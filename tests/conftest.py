@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import secrets
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,21 @@ name = "testproj"
 dirty_directories = ["reports"]
 """
 
+#: Two composable recorded tasks (``scale(x=make(n=…), factor=…)``; a negative factor
+#: fails), shared by the record-store tests.
+SCALE_TASKS = """
+from smttask import RecordedTask
+
+@RecordedTask
+def make(n: int) -> float:
+    return float(n)
+
+@RecordedTask
+def scale(x: float, factor: float) -> float:
+    if factor < 0:
+        raise ValueError("negative factor")
+    return x * factor
+"""
 
 SMTTASK = str(Path(sys.executable).with_name("smttask"))
 
@@ -92,10 +109,12 @@ class Proj:
         return importlib.import_module(f"{self.pkg}.{name}")
 
     def run_python(self, code: str, check: bool = True, env: dict | None = None,
-                   **kw) -> subprocess.CompletedProcess:
-        """Run ``code`` in a fresh interpreter in the project folder."""
+                   args: list[str] = (), **kw) -> subprocess.CompletedProcess:
+        """Run ``code`` (with ``args`` as ``sys.argv[1:]``) in a fresh interpreter in the
+        project folder."""
         env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(self.root), **(env or {})}
-        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=self.root,
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                              cwd=self.root,
                               capture_output=True, text=True, env=env, **kw)
         if check and proc.returncode != 0:
             raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -146,9 +165,10 @@ def _isolated_env(monkeypatch):
     monkeypatch.setattr(smttask.config, "record", True)
 
 
-@pytest.fixture
-def proj(tmp_path, monkeypatch) -> Proj:
-    root = tmp_path / "proj"
+@contextlib.contextmanager
+def new_proj(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proj]:
+    """A committed project in ``root``, the working directory (and on the import path)
+    while the context lasts; its package is forgotten after."""
     root.mkdir()
     p = Proj(root)
     p.git("init", "-q", "-b", "main")
@@ -162,6 +182,12 @@ def proj(tmp_path, monkeypatch) -> Proj:
     yield p
     for name in [m for m in sys.modules if m == p.pkg or m.startswith(p.pkg + ".")]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch) -> Iterator[Proj]:
+    with new_proj(tmp_path / "proj", monkeypatch) as p:
+        yield p
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -369,9 +369,9 @@ toml_ingredients = st.fixed_dictionaries({
 
 @pytest.fixture
 def config_dir(tmp_path):
-    config._found.clear()
+    config.forget_projects()
     yield tmp_path
-    config._found.clear()
+    config.forget_projects()
 
 
 def toml_value(value) -> str:

@@ -12,11 +12,11 @@ import secrets
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import GIT_ENV, cli
 
 import smttask
@@ -175,6 +175,11 @@ def test_rebuild_says_what_it_skipped_and_fails(tmp_path, clean_imports):
     assert f"cannot import '{name}.tasks'" in out.stderr
 
 
+#: A wheel into a folder (the build backends come from the test environment).
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+             "-w"]
+
+
 def test_generated_project_is_an_installable_package_pinned_to_this_smttask(tmp_path):
     root, name = package_project(tmp_path, sweep=False)
     meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
@@ -187,8 +192,8 @@ def test_generated_project_is_an_installable_package_pinned_to_this_smttask(tmp_
     assert Version("0.2.0") not in spec  # PyPI's original smttask never satisfies it
     assert Version(smttask.__version__) > Version("0.2.0")
     assert "pip install -e ." in (root / "README.md").read_text()
-    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                            str(tmp_path / "dist"), str(root)], capture_output=True, text=True)
+    wheel = subprocess.run([*PIP_WHEEL, str(tmp_path / "dist"), str(root)], capture_output=True,
+                           text=True)
     assert wheel.returncode == 0, wheel.stderr
     [built] = (tmp_path / "dist").glob("*.whl")
     with zipfile.ZipFile(built) as zf:
@@ -203,8 +208,8 @@ def test_this_smttask_builds_a_wheel_that_sorts_after_the_original(tmp_path):
     from packaging.version import Version
 
     checkout = Path(smttask.__file__).resolve().parents[1]
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                            str(tmp_path), str(checkout)], capture_output=True, text=True)
+    built = subprocess.run([*PIP_WHEEL, str(tmp_path), str(checkout)], capture_output=True,
+                           text=True)
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("smttask-*.whl")
     version = Version(wheel.name.split("-")[1])

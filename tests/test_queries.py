@@ -6,23 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import SCALE_TASKS
 
 from smttask import TaskExecutionError, provenance
 from smttask.provenance import Query
 
-TASKS = """
-from smttask import RecordedTask
-
-@RecordedTask
-def make(n: int) -> float:
-    return float(n)
-
-@RecordedTask
-def scale(x: float, factor: float) -> float:
-    if factor < 0:
-        raise ValueError("negative factor")
-    return x * factor
-"""
+TASKS = SCALE_TASKS
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from smttask import DirtyRepositoryError, provenance
 from smttask import batch as batches
+from smttask.view import RecordStoreView
 
 TASKS = """
 import os, time
@@ -52,8 +53,8 @@ def paused(x: float) -> float:
 
 
 def labels_by_tag(proj, tag):
-    return [r for r in (provenance.get_record(proj.project, lbl)
-                        for lbl in provenance.labels(proj.project)) if tag in r.tags]
+    """The project's records carrying ``tag`` (one query)."""
+    return list(RecordStoreView(proj.project).filter.tags(tag))
 
 
 def test_batch_of_200_with_a_malformed_file_and_a_failing_task(proj):

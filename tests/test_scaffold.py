@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pexpect
 import pytest
-import tomllib
 from conftest import GIT_ENV, SMTTASK, cli
 
 import smttask

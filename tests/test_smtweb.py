@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import GIT_ENV
+from conftest import GIT_ENV, new_proj
 from services import free_port
 
 from smttask import TaskExecutionError
@@ -35,40 +35,56 @@ def analyze(arr: Array[float, 1], dt: float, nbins: int) -> float:
 """
 
 
-@pytest.fixture
-def web(proj):
+# The four tests read one project and one smtweb server, on one xdist worker.
+pytestmark = pytest.mark.xdist_group("smtweb")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
     """A project with a composed run and a failed one, and smtweb serving it."""
     import numpy as np
 
-    tasks = proj.module(TASKS)
-    samples = np.random.default_rng(1).normal(size=1000)  # the template's 1,000 samples
-    prepared = tasks.normalise(samples=samples)
-    tasks.analyze(arr=prepared, dt=0.3, nbins=2).run()
-    with pytest.raises(TaskExecutionError):
-        tasks.analyze(arr=prepared, dt=0.3, nbins=-1).run()
-    port = free_port()
-    server = subprocess.Popen([str(os.path.join(os.path.dirname(os.sys.executable), "smtweb")),
-                               "-n", "-p", str(port)], cwd=proj.root,
-                              env={**os.environ, **GIT_ENV}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/", timeout=5).read()
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("smtweb did not start")
-            time.sleep(0.3)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in GIT_ENV.items():
+            mp.setenv(key, value)
+        with new_proj(tmp_path_factory.mktemp("web") / "proj", mp) as proj:
+            tasks = proj.module(TASKS)
+            samples = np.random.default_rng(1).normal(size=1000)  # the template's 1,000
+            prepared = tasks.normalise(samples=samples)
+            tasks.analyze(arr=prepared, dt=0.3, nbins=2).run()
+            with pytest.raises(TaskExecutionError):
+                tasks.analyze(arr=prepared, dt=0.3, nbins=-1).run()
+            port = free_port()
+            server = subprocess.Popen(
+                [str(os.path.join(os.path.dirname(os.sys.executable), "smtweb")), "-n", "-p",
+                 str(port)], cwd=proj.root, env={**os.environ, **GIT_ENV},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/", timeout=5).read()
+                    break
+                except (urllib.error.URLError, ConnectionError):
+                    if time.time() > deadline or server.poll() is not None:
+                        server.kill()
+                        pytest.fail("smtweb did not start")
+                    time.sleep(0.3)
 
-    def get(path: str) -> str:
-        return urllib.request.urlopen(base + path, timeout=30).read().decode()
+            def get(path: str) -> str:
+                return urllib.request.urlopen(base + path, timeout=30).read().decode()
 
-    yield proj, tasks, get
-    server.terminate()
-    server.wait(timeout=30)
+            yield proj, tasks, get
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.fixture
+def web(served, monkeypatch):
+    """The served project, as the working directory of a test."""
+    monkeypatch.chdir(served[0].root)
+    monkeypatch.syspath_prepend(str(served[0].root))
+    return served
 
 
 def test_record_page_reads_well(web):

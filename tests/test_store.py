@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import SCALE_TASKS
 
 from smttask import SmttaskError, TaskExecutionError, UsageError, provenance
 from smttask.view import RecordStoreView, RSView, parse_when
 
-TASKS = """
-from smttask import RecordedTask, TaskOutput
-
-@RecordedTask
-def make(n: int) -> float:
-    return float(n)
-
-@RecordedTask
-def scale(x: float, factor: float) -> float:
-    if factor < 0:
-        raise ValueError("negative factor")
-    return x * factor
+TASKS = SCALE_TASKS + """
+from smttask import TaskOutput
 
 class Parts(TaskOutput):
     low: float
@@ -64,7 +55,7 @@ def test_view_lists_newest_first_and_filters_chain(filled):
     assert {r.reason for r in scale.filter.params(ge={"x.n": 2})} == {"n=2", "n=3"}
     assert len(scale.filter.params(gt={"x.n": 3})) == 0
     assert len(rs.filter(lambda r: r.duration is not None and r.taskname == "make")) == 3
-    future = datetime.now(timezone.utc) + timedelta(days=1)
+    future = datetime.now(UTC) + timedelta(days=1)
     assert len(rs.filter.after(future)) == 0 and len(rs.filter.before(future)) == 8
     assert len(rs.filter.after("1h")) == 8
 
@@ -213,33 +204,45 @@ def test_create_surrogates_for_unrecorded_results(filled):
     assert "0 surrogate record(s)" in again.stderr
 
 
+SMT_SESSION = """
+import json, sys
+from click.testing import CliRunner
+from smttask.cli import main
+
+results = []
+for args in json.loads(sys.argv[1]):
+    ran = CliRunner().invoke(main, ["smt", *args], prog_name="smttask")
+    results.append([ran.exit_code, ran.stdout, ran.stderr])
+print(json.dumps(results))
+"""
+
+
 def test_sumatra_commands_run_on_the_project(filled, tmp_path):
-    """`smttask smt` hands over to Sumatra's own commands (in a process of their own:
-    Sumatra configures Django itself)."""
+    """`smttask smt` hands over to Sumatra's own commands. They run in a process of their
+    own (Sumatra configures Django itself), here one for the whole sequence."""
     proj, _ = filled
-
-    def smt(*args: str) -> str:
-        out = proj.cli("smt", *args, process=True)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    assert sorted(smt("list").split()) == sorted(r.label for r in RSView())
-    assert "testproj" in smt("info")
-    assert smt("version").strip().startswith("0.8")
-    smt("export")
-    assert json.loads((proj.root / ".smt/records_export.json").read_text())
     newest = RSView().latest.label
-    smt("tag", "checked")  # no label: the newest record
-    smt("comment", "a note")
-    assert "checked" in RSView().get(newest).tags
-    assert RSView().get(newest).outcome.endswith("a note")
     a, b = [r.label for r in RSView().filter.task("scale").filter.status("finished")][:2]
-    assert a in smt("view", a)
-    assert "Parameters differ       : yes" in smt("diff", a, b)
-    assert "factor" in smt("diff", "--long", a, b)
     target = tmp_path / "copy.sqlite"
-    smt("sync", str(proj.root / ".smt/records"), str(target))
+    commands = [["sync", str(proj.root / ".smt/records"), str(target)], ["list"], ["info"],
+                ["version"], ["export"], ["tag", "checked"], ["comment", "a note"],
+                ["view", a], ["diff", a, b], ["diff", "--long", a, b]]
+    proc = proj.run_python(SMT_SESSION, args=[json.dumps(commands)])
+    results = json.loads(proc.stdout.splitlines()[-1])
+    for command, (code, _, err) in zip(commands, results, strict=True):
+        assert code == 0, (command, err)
+    out = dict(zip((c[0] if c[0] != "diff" or len(c) == 3 else "diff --long" for c in commands),
+                   (r[1] for r in results), strict=True))
     assert target.stat().st_size > 0
+    assert sorted(out["list"].split()) == sorted(r.label for r in RSView())
+    assert "testproj" in out["info"]
+    assert out["version"].strip().startswith("0.8")
+    assert json.loads((proj.root / ".smt/records_export.json").read_text())
+    assert "checked" in RSView().get(newest).tags  # no label: the newest record
+    assert RSView().get(newest).outcome.endswith("a note")
+    assert a in out["view"]
+    assert "Parameters differ       : yes" in out["diff"]
+    assert "factor" in out["diff --long"]
 
 
 def test_smt_help_names_smttask_smt(proj, tmp_path):
@@ -267,8 +270,8 @@ def test_smt_help_names_smttask_smt(proj, tmp_path):
 def test_parse_when():
     assert parse_when("2026-11-25").tzinfo is not None
     assert parse_when("2026-11-25 14:30").hour == 14
-    assert parse_when("today") <= datetime.now(timezone.utc)
-    assert datetime.now(timezone.utc) - parse_when("3d") > timedelta(days=2.9)
+    assert parse_when("today") <= datetime.now(UTC)
+    assert datetime.now(UTC) - parse_when("3d") > timedelta(days=2.9)
     with pytest.raises(SmttaskError, match="cannot read 'soon' as a date"):
         parse_when("soon")
 

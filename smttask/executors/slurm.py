@@ -17,7 +17,7 @@ import pickle
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ class SlurmExecutor:
 
     def run(self, batch: BatchResult, settings: WorkerSettings, notify: Event) -> None:
         commit = settings.pinned.state.commit if settings.pinned else None
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         folder = self.project.smt_dir / "slurm" / stamp
         folder.mkdir(parents=True, exist_ok=True)
         arrays: set[str] = set()

@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,7 +116,7 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
     """Rows read straight from Sumatra's Django/SQLite schema (read-only)."""
 
     def utc(t: datetime) -> str:  # Django stores aware datetimes as naive UTC text
-        return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     where, args = ["r.project_id = ?"], [project_name]
     if query.since is not None:
@@ -145,7 +145,7 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
         for values in db.execute(sql, args):
             row = dict(zip(ROW_FIELDS, values, strict=True))
             row["timestamp"] = datetime.fromisoformat(row["timestamp"]).replace(
-                tzinfo=timezone.utc)
+                tzinfo=UTC)
             yield row
 
 

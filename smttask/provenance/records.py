@@ -21,7 +21,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,14 +218,14 @@ class Recorder:
                 size, _, sha1 = checksums(path)
             self._key_cache[cache_key] = DataKeyRow(
                 self.store.data_key(path), sha1,
-                datetime.fromtimestamp(st.st_ctime, timezone.utc), size)
+                datetime.fromtimestamp(st.st_ctime, UTC), size)
         return self._key_cache[cache_key]
 
     def start(self, run: RunStart) -> Run:
         """Save a ``_running_`` record under a fresh unique label."""
         from sumatra.core import STATUS_FORMAT
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         script = run.script if run.script is not None else script_arguments.get()
         # The text Sumatra's JSONParameterSet makes (str()), so that Sumatra's own save
         # finds this row again.
