@@ -282,8 +282,13 @@ class ResultRef:
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Written] = []
         try:
+            # No fsync (as for a SQLite store in WAL mode, whose commits are not synced
+            # either): a crashed process loses nothing, and after a power cut a result
+            # that did not reach the disk fails its checksum on load, is set aside and
+            # computed again.
             with contextlib.ExitStack() as stack:  # every file complete before any is named
-                tmps = [stack.enter_context(_fs.temporary(folder, data)) for data in encoded]
+                tmps = [stack.enter_context(_fs.temporary(folder, data, durable=False))
+                        for data in encoded]
                 for spec, tmp, data in zip(specs, tmps, encoded, strict=True):
                     path = _fs.link_first_free(tmp, self._names(spec))
                     item = Written(path, len(data), xxhash.xxh3_128_hexdigest(data),
@@ -293,10 +298,11 @@ class ResultRef:
                     side = {"size": item.size, "xxh3": item.xxh3, "sha1": item.sha1,
                             "task": self.taskname, "digest": self.digest, "output": spec.name,
                             **(meta or {})}
-                    # No fsync for the checksum file: after a power cut it may be empty
-                    # (the result is then set aside) or missing (as for older results).
-                    _fs.create(Path(f"{path}{SIDECAR}"), json.dumps(side, sort_keys=True),
-                               durable=False)
+                    # After a power cut the checksum file may be empty (the result is
+                    # then set aside) or missing (as for older results). Written under
+                    # its name at once: nobody reads it before the result is linked.
+                    _fs.write_unread(Path(f"{path}{SIDECAR}"),
+                                     json.dumps(side, sort_keys=True))
         except BaseException:
             self.discard(written)  # never linked nor recorded: nobody refers to them
             raise

@@ -30,11 +30,11 @@ from ..outputs import Datastore, Written, checksums, read_sidecar
 from .store import (
     TIMESTAMP_FORMAT,
     bootstrap,
-    raw_sql,
     record_manager,
     sumatra,
     translated,
     writing,
+    writing_sql,
 )
 from .writer import DataKeyRow, SqlWriter, StoredRecord
 
@@ -234,7 +234,7 @@ class Recorder:
         keys = [self._key(p) for p in run.inputs]
         with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
             bootstrap(self.project)  # re-binds Django if another project was used since
-            with writing(self.project), raw_sql() as sql:
+            with writing_sql(self.project) as sql:
                 fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
                           "reason": run.reason or "", "duration": None,
                           "main_file": run.main_file, "version": run.commit,
@@ -256,7 +256,7 @@ class Recorder:
         root, w = self.project.root, self.writer
         with translated(f"cannot save record {run.label}"), self._forgetting():
             bootstrap(self.project)
-            with writing(self.project), raw_sql() as sql:  # shared rows too: under the lock
+            with writing_sql(self.project) as sql:  # shared rows too: under the lock
                 deps = w.remember(
                     ("dependencies", len(sys.modules), run.commit),
                     lambda: [w.shared_id("Dependency", d) for d in dependencies(root, run.commit)])

@@ -45,6 +45,14 @@ def _q(name: str) -> str:
     return str(connections["default"].ops.quote_name(name))
 
 
+@functools.lru_cache(maxsize=8)
+def _record_insert(vendor: str) -> str:
+    """The INSERT of a record row (quoting depends on the database, ``vendor``)."""
+    columns = ", ".join(_q(c) for c in _RECORD_COLUMNS)
+    marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
+    return f"INSERT INTO django_store_record ({columns}) VALUES ({marks}) RETURNING db_id"
+
+
 def schema_version() -> int:
     """The version of smttask's additions in the bound database (0: none yet)."""
     from django.db import connections
@@ -95,14 +103,33 @@ class Sql:
     """Statements on the DB-API cursor under Django's default connection, inside its
     transaction (see ``store.raw_sql``): ``%s`` placeholders, rewritten to ``?`` for
     SQLite. :meth:`batch` sends statements that return nothing in one round trip where
-    the driver allows it (psycopg2), one by one elsewhere."""
+    the driver allows it (psycopg2), one by one elsewhere; :meth:`first` runs a statement
+    with the next one, in the same round trip (there too)."""
 
     def __init__(self, cursor: Any, qmark: bool, one_trip: bool) -> None:
         self.cursor = cursor
         self.qmark = qmark
         self.one_trip = one_trip
+        self._pending: list[Statement] = []
+
+    def first(self, text: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose result is not needed before any other (sent with the
+        next statement where the driver allows it; see :meth:`flush`)."""
+        self._pending.append((text, list(params)))
+        if not self.one_trip:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the statements :meth:`first` still holds."""
+        pending, self._pending = self._pending, []
+        for text, params in pending:
+            self.cursor.execute(_qmark(text) if self.qmark else text, params)
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> None:
+        if self._pending:  # one_trip: they go first, in the same call
+            pending, self._pending = self._pending, []
+            text = ";\n".join([*(t for t, _ in pending), text])
+            params = [p for _, ps in pending for p in ps] + list(params)
         self.cursor.execute(_qmark(text) if self.qmark else text, params)
 
     def one(self, text: str, params: Sequence[Any] = ()) -> Any:
@@ -117,8 +144,8 @@ class Sql:
     def batch(self, statements: list[Statement]) -> None:
         """Run statements whose results are not needed, in order."""
         if self.one_trip and len(statements) > 1:
-            self.cursor.execute(";\n".join(text for text, _ in statements),
-                                [p for _, params in statements for p in params])
+            self.execute(";\n".join(text for text, _ in statements),
+                         [p for _, params in statements for p in params])
             return
         for text, params in statements:
             self.execute(text, params)
@@ -232,10 +259,8 @@ class SqlWriter:
                   "timestamp": connections["default"].ops.adapt_datetimefield_value(
                       fields["timestamp"]),
                   "parameters_id": paramset, "project_id": project}
-        columns = ", ".join(_q(c) for c in _RECORD_COLUMNS)
-        marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
-        db_id = sql.one(f"INSERT INTO django_store_record ({columns}) VALUES ({marks}) "
-                        "RETURNING db_id", [values[c] for c in _RECORD_COLUMNS])[0]
+        db_id = sql.one(_record_insert(connections["default"].vendor),
+                        [values[c] for c in _RECORD_COLUMNS])[0]
         later += self._tag_rows(db_id, tags)
         keys = [self._datakey(sql, key) for key in inputs]
         later += _inserts("django_store_record_input_data", "record_id, datakey_id",
