@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,12 +109,33 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 #: Bytes read (and hashed) at a time: small enough to be hashed while still in the CPU's
 #: cache, which makes a verified load cost little more than the read itself.
 _CHUNK = 1 << 20
+#: From this size on, when a core is free, a file's chunks are hashed in a second thread
+#: while the next one is read (xxhash releases the GIL): the checksum then costs almost
+#: nothing. On busy cores (a pool with a worker per core) the handovers only cost.
+_OVERLAP = 4 << 20
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _core_free() -> bool:
+    return os.getloadavg()[0] <= _CORES - 1
+
+_hasher_pool: list[ThreadPoolExecutor] = []  # at most one, made on first use
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _hasher_pool:
+        _hasher_pool.append(ThreadPoolExecutor(1, thread_name_prefix="smttask-hash"))
+    return _hasher_pool[0]
+
+
+# A forked child has the pool object but not its thread: it makes its own.
+os.register_at_fork(after_in_child=_hasher_pool.clear)
 
 
 def _read_file(path: str, hasher: Any = None) -> Any:
     """A file's bytes, into a buffer that is not zero-filled first (a writable uint8
     array: arrays loaded from it need no copy); each chunk goes through ``hasher`` (an
-    xxhash object) as it arrives."""
+    xxhash object) as it arrives, in another thread for large files."""
     import numpy as np
 
     with open(path, "rb", buffering=0) as f:
@@ -121,13 +143,23 @@ def _read_file(path: str, hasher: Any = None) -> Any:
         data = np.empty(size, dtype=np.uint8)
         view = data.data  # a memoryview
         done = 0
-        while done < size:
-            n = f.readinto(view[done:done + _CHUNK])
-            if not n:
-                break
-            if hasher is not None:
-                hasher.update(view[done:done + n])
-            done += n
+        pending: Future[None] | None = None
+        overlap = hasher is not None and size >= _OVERLAP and _core_free()
+        try:
+            while done < size:
+                n = f.readinto(view[done:done + _CHUNK])
+                if not n:
+                    break
+                if overlap:
+                    if pending is not None:
+                        pending.result()
+                    pending = _pool().submit(hasher.update, view[done:done + n])
+                elif hasher is not None:
+                    hasher.update(view[done:done + n])
+                done += n
+        finally:
+            if pending is not None:
+                pending.result()
     if done != size:
         raise CorruptResult(f"read {done} of {size} bytes")
     return data

@@ -48,6 +48,7 @@ __all__ = [
     "dependencies",
     "details",
     "edit_record",
+    "find_providers",
     "get_record",
     "is_record_form",
     "recorder",
@@ -85,6 +86,47 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+@functools.cache
+def _provider(module: str) -> tuple[str, str]:
+    """(distribution name, version) of the distribution providing a top-level module
+    (``(module, "unknown")`` if none is found).
+
+    Most distributions are named like their module; the others (``yaml``: PyYAML) are
+    found by their top_level.txt, and only then by packages_distributions(), which reads
+    every installed distribution's file list (a fifth of a second, in every worker).
+    """
+    metadata = importlib.metadata
+    try:
+        dist = metadata.distribution(module)
+    except metadata.PackageNotFoundError:
+        dist = next((d for d in metadata.distributions()
+                     if module in (d.read_text("top_level.txt") or "").split()), None)
+    if dist is not None:
+        return str(dist.metadata["Name"]), str(dist.version)
+    owners = _distributions().get(module)
+    return (owners[0], _version(owners[0])) if owners else (module, _version(module))
+
+
+def _imported_packages() -> list[tuple[str, str]]:
+    """(name, file) of each imported top-level module that is neither built in nor from
+    the standard library, sorted."""
+    found = []
+    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
+        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
+            continue
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            found.append((name, path))
+    return found
+
+
+def find_providers() -> None:
+    """Look up the distributions of the packages imported so far (a worker pool's fork
+    server does it once for all its workers)."""
+    for name, _ in _imported_packages():
+        _provider(name)
+
+
 _deps_cache: dict[tuple[int, str | None], list[Any]] = {}
 
 
@@ -96,20 +138,12 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
     from sumatra.dependency_finder.python import Dependency
 
     deps = []
-    dists = _distributions()
     root = str(project_root)
-    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
-        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
-            continue
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        dist = dists[name][0] if name in dists else name  # editable installs: name = dist
+    for name, path in _imported_packages():
         if path.startswith(root) and commit:
             version, source = commit, "project"
         else:
-            version, source = _version(dist), dist
+            source, version = _provider(name)
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
         deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
     deps.append(Dependency("python", sys.executable[-200:], platform.python_version(), "",

@@ -36,6 +36,7 @@ from .writer import SCHEMA, Sql, ensure_schema, schema_version
 __all__ = [
     "TIMESTAMP_FORMAT",
     "bootstrap",
+    "configure_django",
     "locked",
     "one_line",
     "project_file_in_step",
@@ -233,6 +234,18 @@ def _configure_django(db: dict[str, Any]) -> None:
     settings.configure(**{**ds.db_config._settings, "DEBUG": False})
     django.setup()
     ds.db_config.configured = True  # we migrate ourselves, once, under the lock
+
+
+def configure_django() -> None:
+    """Set Django up for Sumatra's store app before any store is bound (a worker pool's
+    fork server does it once for all its workers; binding a store later only switches
+    the database)."""
+    sumatra()
+    from django.conf import settings
+    from sumatra.recordstore import django_store as ds
+
+    if not settings.configured:
+        _configure_django(ds.db_config.uri_to_db(":memory:"))
 
 
 def _switch_database(db: dict[str, Any]) -> None:
