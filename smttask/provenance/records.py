@@ -96,6 +96,7 @@ def _provider(module: str) -> tuple[str, str]:
     every installed distribution's file list (a fifth of a second, in every worker).
     """
     metadata = importlib.metadata
+    dist: metadata.Distribution | None
     try:
         dist = metadata.distribution(module)
     except metadata.PackageNotFoundError:
