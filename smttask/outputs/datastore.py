@@ -44,6 +44,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _target(link: str) -> str:
+    """The file a result link points at, to open (one readlink instead of realpath's
+    lstat of every folder on the way; the path may hold ``..``)."""
+    try:
+        return os.path.join(os.path.dirname(link), os.readlink(link))
+    except OSError:  # not a link, or no link: whatever is there
+        return link
+
+
 @dataclass(frozen=True)
 class Datastore:
     """The input datastore (where results are found) and the output datastore inside it."""
@@ -241,16 +250,16 @@ class ResultRef:
         folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
         for spec in self.file_specs:
             link = folder + spec.suffix
-            real = os.path.realpath(link)
+            real = _target(link)
             try:
                 data, meta = read_verified(real)
                 if meta is None:
-                    _legacy_warning(real)
+                    _legacy_warning(os.path.realpath(real))
                 values[spec.name] = spec.decode(data)
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:
-                quarantine(Path(real), str(exc))
+                quarantine(Path(os.path.realpath(real)), str(exc))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                 return None

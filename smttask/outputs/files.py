@@ -109,15 +109,22 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 #: Bytes read (and hashed) at a time: small enough to be hashed while still in the CPU's
 #: cache, which makes a verified load cost little more than the read itself.
 _CHUNK = 1 << 20
-#: From this size on, when a core is free, a file's chunks are hashed in a second thread
-#: while the next one is read (xxhash releases the GIL): the checksum then costs almost
-#: nothing. On busy cores (a pool with a worker per core) the handovers only cost.
+#: From this size on, when a core is free, a file's chunks (twice as large) are hashed in
+#: a second thread while the next one is read (xxhash releases the GIL): the checksum then
+#: costs little. On busy cores (a pool with a worker per core) the handovers only cost.
 _OVERLAP = 4 << 20
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _core_free() -> bool:
-    return os.getloadavg()[0] <= _CORES - 1
+    """True if fewer threads are running on the machine right now than it has cores, this
+    one included (Linux's /proc/loadavg; False elsewhere)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0]) < _CORES
+    except (OSError, ValueError, IndexError):
+        return False
+
 
 _hasher_pool: list[ThreadPoolExecutor] = []  # at most one, made on first use
 
@@ -145,9 +152,10 @@ def _read_file(path: str, hasher: Any = None) -> Any:
         done = 0
         pending: Future[None] | None = None
         overlap = hasher is not None and size >= _OVERLAP and _core_free()
+        chunk = 2 * _CHUNK if overlap else _CHUNK
         try:
             while done < size:
-                n = f.readinto(view[done:done + _CHUNK])
+                n = f.readinto(view[done:done + chunk])
                 if not n:
                     break
                 if overlap:
