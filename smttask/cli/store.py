@@ -63,7 +63,8 @@ def list_(tasks: tuple[str, ...], since: str | None, until: str | None, tags: tu
 
     query = Query(since=parse_when(since) if since else None,
                   until=parse_when(until) if until else None, tags=tags, tasks=tasks,
-                  statuses=statuses, limit=limit + 1 if limit and not where else None)
+                  statuses=statuses, limit=limit + 1 if limit and not where else None,
+                  tasknames=True)
     view = RecordStoreView.select(query)
     if where:
         view = view.filter.where(*where)

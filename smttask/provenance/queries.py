@@ -1,11 +1,11 @@
 """Reading records: one query model, run by two engines that must agree.
 
 A :class:`Query` (time range, tags, labels, task names, statuses, limit) is answered with
-record *rows* (dicts of :data:`ROW_FIELDS` and ``taskname``), newest first, without
-building Sumatra Record objects. An existing SQLite store that follows smttask.toml is
-read directly (read-only, no Django: a listing costs milliseconds); any other store goes
-through Django's ORM. The test suite runs the same queries through both and compares the
-rows.
+record *rows* (dicts of :data:`ROW_FIELDS`, and ``taskname`` if asked), newest first,
+without building Sumatra Record objects. An existing SQLite store that follows
+smttask.toml is read directly (read-only, no Django: a listing costs milliseconds); any
+other store goes through Django's ORM. The test suite runs the same queries through both
+and compares the rows.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class Query:
     tasks: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     limit: int | None = None
+    #: Read each row's task name (``taskname``) with it, in the database where it can
+    #: (for listings: parsing every record's parameters in Python costs seconds).
+    tasknames: bool = False
 
     @property
     def pushed_tags(self) -> tuple[str, ...]:
@@ -91,7 +94,7 @@ def rows(project: Project, query: Query | None = None, *,
     check = bool(query.tags or query.tasks or query.statuses)
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
-        if row.get("taskname") is None:  # the ORM's rows, or text SQLite cannot parse
+        if query.tasknames and row.get("taskname") is None:  # ORM, or text SQLite cannot read
             row["taskname"] = _taskname(row["parameters__content"])
         if not check or query.keeps(row["tags"]):
             result.append(row)
@@ -163,17 +166,20 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
         args.append(tag)
     columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
                         for c in ROW_FIELDS)
-    args.insert(0, RECORD_FORMAT)
-    sql = (f"SELECT {columns}, {_TASKNAME_SQL} "
-           "FROM django_store_record r JOIN django_store_parameterset p "
+    fields: tuple[str, ...] = ROW_FIELDS
+    if query.tasknames:
+        columns += f", {_TASKNAME_SQL}"
+        args.insert(0, RECORD_FORMAT)
+        fields += ("taskname",)
+    sql = (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
            f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
            "ORDER BY r.timestamp DESC, r.label DESC")
     with translated("cannot read the record store"), \
             contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
                                                timeout=30)) as db:
         for values in db.execute(sql, args):
-            row = dict(zip((*ROW_FIELDS, "taskname"), values, strict=True))
-            if row["taskname"] is not None:
+            row = dict(zip(fields, values, strict=True))
+            if row.get("taskname") is not None:
                 row["taskname"] = str(row["taskname"])
             row["timestamp"] = datetime.fromisoformat(f"{row['timestamp']}+00:00")
             yield row
