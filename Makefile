@@ -33,6 +33,8 @@ bench: venv
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_runner.py
 	$(PY) benchmarks/bench_store.py
+	$(PY) benchmarks/bench_recording.py
+	$(PY) benchmarks/bench_slurm.py
 
 lint: venv
 	$(PY) -m ruff check smttask tests benchmarks

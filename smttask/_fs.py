@@ -4,9 +4,10 @@ Bytes go to a temporary file with a random name in the target's own folder
 (``.smttask-tmp-<pid>-<random>``), are flushed and fsynced, and only then take their
 final name in one step. Whatever happens before that step (an exception, Ctrl-C, a full
 disk) the temporary file is removed, so no reader ever sees a partial file under a real
-name. (``durable=False`` skips the fsync for files that are cheap to make again, such as
-task files: a crash still never leaves a partial file under the name, but after a power
-cut the newest such files may be empty or missing.) Three ways to take the name:
+name. (``durable=False`` skips the fsync for files that are cheap to make again or
+checked when read, such as task files and results, whose checksums are verified on
+load: a crash still never leaves a partial file under the name, but after a power cut
+the newest such files may be empty or missing.) Three ways to take the name:
 
 - :func:`replace`: atomically replace whatever is there (``os.replace``);
 - :func:`create`: only if the name is free (a hard link, which never overwrites);
@@ -33,6 +34,7 @@ __all__ = [
     "replace",
     "symlink",
     "temporary",
+    "write_unread",
 ]
 
 #: Every temporary file smttask makes starts with this (``store verify --fix`` finds
@@ -47,6 +49,18 @@ def _temp_name(folder: Path) -> Path:
     return folder / f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
 
+def _fill(f: BinaryIO, data: Writer, durable: bool) -> None:
+    if isinstance(data, str):
+        f.write(data.encode("utf-8"))
+    elif isinstance(data, bytes | bytearray | memoryview):
+        f.write(data)
+    else:
+        data(f)
+    f.flush()
+    if durable:
+        os.fsync(f.fileno())
+
+
 @contextlib.contextmanager
 def temporary(folder: Path, data: Writer, *, durable: bool = True) -> Iterator[Path]:
     """A temporary file in ``folder`` holding ``data`` (fsynced if ``durable``); removed on
@@ -54,19 +68,24 @@ def temporary(folder: Path, data: Writer, *, durable: bool = True) -> Iterator[P
     tmp = _temp_name(folder)
     try:
         with open(tmp, "xb") as f:
-            if isinstance(data, str):
-                f.write(data.encode("utf-8"))
-            elif isinstance(data, bytes | bytearray | memoryview):
-                f.write(data)
-            else:
-                data(f)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+            _fill(f, data, durable)
         yield tmp
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def write_unread(path: Path, data: Writer) -> None:
+    """Write ``path`` in place, replacing what is there, with no temporary file and no
+    fsync: one directory change instead of three. Only for files nobody reads before a
+    later step points at them (the checksum file of a result just claimed, not linked
+    yet): a failed write removes it, but a killed process may leave it partial."""
+    with open(path, "wb") as f:
+        try:
+            _fill(f, data, durable=False)
+        except BaseException:
+            os.unlink(path)
+            raise
 
 
 def replace(path: Path, data: Writer, *, mode: int | None = None, durable: bool = True
@@ -114,6 +133,11 @@ def symlink(link: Path, target: Path) -> None:
     """Point ``link`` at ``target`` with a relative symlink, atomically replacing it."""
     link = Path(link)
     rel = os.path.relpath(target, link.parent)
+    try:
+        os.symlink(rel, link)  # a new link: one step
+        return
+    except FileExistsError:
+        pass
     tmp = _temp_name(link.parent)
     os.symlink(rel, tmp)
     try:

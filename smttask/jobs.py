@@ -236,8 +236,8 @@ def plan(tasks: Sequence[tuple[Path | str, Task]], project: config.Project | Non
 def check_repo(project: config.Project, tasks: list[Task]) -> repo.Checked:
     """The repository check for a batch of recorded runs (once, before anything runs)."""
     root = repo.repo_root(project.root)
-    code_paths = sorted({repo.code_location(type(t).__module__, root)[1] for t in tasks
-                         if isinstance(t, Recorded)})
+    modules = {type(t).__module__ for t in tasks if isinstance(t, Recorded)}
+    code_paths = sorted({repo.code_location(name, root)[1] for name in modules})
     cfg = project.config.repo
     checked = repo.require_recordable(project.root, cfg.dirty_directories, code_paths,
                                       cfg.on_changed)

@@ -102,6 +102,11 @@ class Prepared:
     input_files: list[Path] = field(default_factory=list)
 
 
+#: Where each task class's code lies in its repository: (module file, top package), both
+#: repo-relative (found once per class and repository).
+_locations: dict[tuple[type, Path], tuple[str, str]] = {}
+
+
 def _project(required: bool) -> config.Project | None:
     if required:
         return config.find_project()
@@ -178,11 +183,15 @@ class Recorded(Task):
             )
         cfg = project.config.repo
         root = repo.repo_root(project.root)
-        module_file, code_path = repo.code_location(cls.__module__, root)
+        key = (cls, root)
+        if key not in _locations:
+            module_file, code_path = repo.code_location(cls.__module__, root)
+            _locations[key] = module_file.relative_to(root).as_posix(), code_path
+        main_file, code_path = _locations[key]
         checked = repo.require_recordable(project.root, cfg.dirty_directories, [code_path],
                                           cfg.on_changed)
         checked = repo.require_tracked(checked, cfg.dirty_directories, cfg.on_changed)
-        return checked, module_file.relative_to(root).as_posix()
+        return checked, main_file
 
     def _upstream_files(self, store: Datastore) -> list[Path]:
         """The result files of the recorded upstream tasks (the record's input data)."""

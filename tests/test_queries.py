@@ -47,6 +47,8 @@ def queries(project):
         Query(tasks=("scale",), limit=2),
         Query(limit=0),
         Query(tasks=("nosuchtask",)),
+        Query(tasknames=True),
+        Query(statuses=("finished",), tasknames=True),
     ]
 
 
@@ -56,6 +58,8 @@ def test_both_engines_return_the_same_rows(store):
         orm = provenance.rows(store, query, engine="django")
         assert direct == orm, query
     assert len(provenance.rows(store, Query(tasks=("make",)))) == 4
+    named = provenance.rows(store, Query(tasks=("make",), tasknames=True), engine="sqlite")
+    assert [r["taskname"] for r in named] == ["make"] * 4
     assert len(provenance.rows(store, Query(statuses=("crashed",)))) == 1
     assert [r["label"] for r in provenance.rows(store, Query(tags=("good",)))] == [
         provenance.labels(store)[0]]

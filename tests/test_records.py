@@ -249,3 +249,40 @@ def test_eight_processes_on_a_fresh_project_lose_no_record(proj):
     tasks.square(x=0.5).run()
     assert len(provenance.labels(proj.project)) == 41
     assert smttask.config.find_project().name == "testproj"
+
+
+# --- records as Sumatra writes them -------------------------------------------------------
+
+def _store_rows(proj) -> dict[str, list[tuple]]:
+    """Every row of Sumatra's tables, sorted (ids included; a record's tags as a set)."""
+    import sqlite3
+
+    found = {}
+    with sqlite3.connect(proj.root / ".smt/records") as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                           "AND name LIKE 'django_store%'")]
+        for table in tables:
+            cur = db.execute(f"SELECT * FROM {table}")
+            names = [d[0] for d in cur.description]
+            found[table] = sorted((tuple(sorted(v.split(",")) if n == "tags" else v
+                                         for n, v in zip(names, row, strict=True)) for row in cur),
+                                  key=repr)
+    return found
+
+
+def test_sumatra_saving_our_records_again_changes_no_row(proj):
+    """The writer's rows are the ones Sumatra's own save makes: saving each record again
+    through Sumatra's ORM adds, drops and changes nothing (parameters, tags, data keys,
+    dependencies, platforms)."""
+    tasks = proj.module(TASKS)
+    tasks.plus_one(y=tasks.square(x=4)).run()  # input data, outputs, two tags each
+    tasks.square(x=4).run(recompute=True)  # the same parameters again: one parameter set
+    with pytest.raises(TaskExecutionError):
+        tasks.explode(x=1).run()
+    before = _store_rows(proj)
+    assert len(before["django_store_parameterset"]) == 3
+    assert len(before["django_store_record"]) == 4
+    store = provenance.bootstrap(proj.project)
+    for label in provenance.labels(proj.project):
+        store.save(proj.project.name, store.get(proj.project.name, label))
+    assert _store_rows(proj) == before

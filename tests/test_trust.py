@@ -260,15 +260,15 @@ def test_a_full_disk_fails_the_run_and_leaves_nothing(proj, monkeypatch):
     tasks = proj.module(TASKS)
     out = proj.root / "data/run_dump"
     with small_filesystem(out, "256k") as mounted, monkeypatch.context() as patch:
-        if not mounted:  # no tmpfs here: the write call fails as a full disk would
-            real_fsync = os.fsync
+        if not mounted:  # no tmpfs here: naming the result fails as on a full disk
+            real_link = os.link
 
-            def full(fd):
-                if "run_dump" in os.readlink(f"/proc/self/fd/{fd}"):
+            def full(src, dst, *args, **kwargs):
+                if "run_dump" in os.fspath(dst):
                     raise OSError(errno.ENOSPC, "No space left on device")
-                return real_fsync(fd)
+                return real_link(src, dst, *args, **kwargs)
 
-            patch.setattr(os, "fsync", full)
+            patch.setattr(os, "link", full)
         with pytest.raises(TaskExecutionError, match="No space left on device"):
             tasks.series(n=100_000).run()  # 800 kB of output
         assert no_temporaries(out)

@@ -17,6 +17,12 @@ from ..errors import ConfigError, ProjectNotFoundError
 from .model import CONFIG_FILE, MAX_BYTES, ProjectConfig, validate_text
 
 
+@functools.lru_cache(maxsize=64)
+def _absolute(root: Path, path: str) -> str:
+    """``path`` relative to ``root``, absolute and resolved (cached: asked for every record)."""
+    return str((root / path).resolve())
+
+
 @dataclass(frozen=True)
 class Project:
     """A loaded project: its root folder and validated configuration."""
@@ -65,7 +71,7 @@ class Project:
         SMTTASK_RECORD_STORE_URL. Never print or write it."""
         url = store_url.override() or self.config.record_store.url
         if "://" not in url:
-            return str((self.root / url).resolve())
+            return _absolute(self.root, url)
         if self.password and store_url.password(url) is None:
             scheme, _, rest = url.partition("://")
             user, _, host = rest.rpartition("@")

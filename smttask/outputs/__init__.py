@@ -38,6 +38,7 @@ from .files import (
     npy_from_buffer,
     quarantine,
     read_sidecar,
+    read_verified,
     type_adapter,
     verify,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "output_of",
     "quarantine",
     "read_sidecar",
+    "read_verified",
     "type_adapter",
     "verify",
 ]

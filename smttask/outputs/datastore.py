@@ -33,8 +33,7 @@ from .files import (
     npy_bytes,
     npy_from_buffer,
     quarantine,
-    read_sidecar,
-    verify,
+    read_verified,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +42,15 @@ if TYPE_CHECKING:
     from ..config import Project
 
 logger = logging.getLogger(__name__)
+
+
+def _target(link: str) -> str:
+    """The file a result link points at, to open (one readlink instead of realpath's
+    lstat of every folder on the way; the path may hold ``..``)."""
+    try:
+        return os.path.join(os.path.dirname(link), os.readlink(link))
+    except OSError:  # not a link, or no link: whatever is there
+        return link
 
 
 @dataclass(frozen=True)
@@ -242,19 +250,16 @@ class ResultRef:
         folder = f"{self.store.input_dir}{os.sep}{self.taskname}{os.sep}{self.digest}"
         for spec in self.file_specs:
             link = folder + spec.suffix
-            real = os.path.realpath(link)
+            real = _target(link)
             try:
-                data = _read_file(real)
-                meta = read_sidecar(real)
-                if meta is not None:
-                    verify(data, meta)
-                else:
-                    _legacy_warning(real)
+                data, meta = read_verified(real)
+                if meta is None:
+                    _legacy_warning(os.path.realpath(real))
                 values[spec.name] = spec.decode(data)
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:
-                quarantine(Path(real), str(exc))
+                quarantine(Path(os.path.realpath(real)), str(exc))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                 return None
@@ -286,8 +291,13 @@ class ResultRef:
         folder.mkdir(parents=True, exist_ok=True)
         written: list[Written] = []
         try:
+            # No fsync (as for a SQLite store in WAL mode, whose commits are not synced
+            # either): a crashed process loses nothing, and after a power cut a result
+            # that did not reach the disk fails its checksum on load, is set aside and
+            # computed again.
             with contextlib.ExitStack() as stack:  # every file complete before any is named
-                tmps = [stack.enter_context(_fs.temporary(folder, data)) for data in encoded]
+                tmps = [stack.enter_context(_fs.temporary(folder, data, durable=False))
+                        for data in encoded]
                 for spec, tmp, data in zip(specs, tmps, encoded, strict=True):
                     path = _fs.link_first_free(tmp, self._names(spec))
                     item = Written(path, len(data), xxhash.xxh3_128_hexdigest(data),
@@ -297,10 +307,11 @@ class ResultRef:
                     side = {"size": item.size, "xxh3": item.xxh3, "sha1": item.sha1,
                             "task": self.taskname, "digest": self.digest, "output": spec.name,
                             **(meta or {})}
-                    # No fsync for the checksum file: after a power cut it may be empty
-                    # (the result is then set aside) or missing (as for older results).
-                    _fs.create(Path(f"{path}{SIDECAR}"), json.dumps(side, sort_keys=True),
-                               durable=False)
+                    # After a power cut the checksum file may be empty (the result is
+                    # then set aside) or missing (as for older results). Written under
+                    # its name at once: nobody reads it before the result is linked.
+                    _fs.write_unread(Path(f"{path}{SIDECAR}"),
+                                     json.dumps(side, sort_keys=True))
         except BaseException:
             self.discard(written)  # never linked nor recorded: nobody refers to them
             raise

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,21 @@ def npy_bytes(arr: Any) -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=256)
+def _npy_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, Fortran order, dtype) of a ``.npy`` header, magic included (cached: parsing
+    one costs more than reading a small array)."""
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO(header)
+    version = npy.read_magic(stream)
+    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    try:
+        return read(stream)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise CorruptResult(f"unreadable .npy header: {exc}") from None
+
+
 def npy_from_buffer(data: Any) -> np.ndarray:
     """An array over the ``.npy`` bytes ``data`` (no copy; writable for a bytearray)."""
     import numpy as np
@@ -62,15 +78,9 @@ def npy_from_buffer(data: Any) -> np.ndarray:
         raise CorruptResult("truncated .npy header")
     header_len = int.from_bytes(bytes(data[8:8 + size_bytes]), "little")
     offset = 8 + size_bytes + header_len
-    header = io.BytesIO(bytes(data[:offset]))
-    npy.read_magic(header)
     if version not in ((1, 0), (2, 0)):
         raise CorruptResult(f".npy format version {version} is not one smttask writes")
-    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-    try:
-        shape, fortran, dtype = read(header)
-    except (ValueError, SyntaxError, TypeError) as exc:
-        raise CorruptResult(f"unreadable .npy header: {exc}") from None
+    shape, fortran, dtype = _npy_header(bytes(data[:offset]))
     if dtype.hasobject:
         raise CorruptResult("object arrays are never loaded")
     count = 1
@@ -96,17 +106,86 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return meta
 
 
-def _read_file(path: str) -> Any:
-    """A file's bytes in one read, into a buffer that is not zero-filled first (a writable
-    uint8 array: arrays loaded from it need no copy)."""
+#: Bytes read (and hashed) at a time: small enough to be hashed while still in the CPU's
+#: cache, which makes a verified load cost little more than the read itself.
+_CHUNK = 1 << 20
+#: From this size on, when a core is free, a file's chunks (twice as large) are hashed in
+#: a second thread while the next one is read (xxhash releases the GIL): the checksum then
+#: costs little. On busy cores (a pool with a worker per core) the handovers only cost.
+_OVERLAP = 4 << 20
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _core_free() -> bool:
+    """True if fewer threads are running on the machine right now than it has cores, this
+    one included (Linux's /proc/loadavg; False elsewhere)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0]) < _CORES
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+_hasher_pool: list[ThreadPoolExecutor] = []  # at most one, made on first use
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _hasher_pool:
+        _hasher_pool.append(ThreadPoolExecutor(1, thread_name_prefix="smttask-hash"))
+    return _hasher_pool[0]
+
+
+# A forked child has the pool object but not its thread: it makes its own.
+os.register_at_fork(after_in_child=_hasher_pool.clear)
+
+
+def _read_file(path: str, hasher: Any = None) -> Any:
+    """A file's bytes, into a buffer that is not zero-filled first (a writable uint8
+    array: arrays loaded from it need no copy); each chunk goes through ``hasher`` (an
+    xxhash object) as it arrives, in another thread for large files."""
     import numpy as np
 
-    with open(path, "rb") as f:
-        data = np.empty(os.fstat(f.fileno()).st_size, dtype=np.uint8)
-        n = f.readinto(data.data)
-    if n != len(data):
-        raise CorruptResult(f"read {n} of {len(data)} bytes")
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = np.empty(size, dtype=np.uint8)
+        view = data.data  # a memoryview
+        done = 0
+        pending: Future[None] | None = None
+        overlap = hasher is not None and size >= _OVERLAP and _core_free()
+        chunk = 2 * _CHUNK if overlap else _CHUNK
+        try:
+            while done < size:
+                n = f.readinto(view[done:done + chunk])
+                if not n:
+                    break
+                if overlap:
+                    if pending is not None:
+                        pending.result()
+                    pending = _pool().submit(hasher.update, view[done:done + n])
+                elif hasher is not None:
+                    hasher.update(view[done:done + n])
+                done += n
+        finally:
+            if pending is not None:
+                pending.result()
+    if done != size:
+        raise CorruptResult(f"read {done} of {size} bytes")
     return data
+
+
+def read_verified(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any] | None]:
+    """A result file's bytes, checked against its sidecar in the same pass, and the
+    sidecar (None if it has none: not checked). CorruptResult if they disagree."""
+    meta = read_sidecar(path)
+    if meta is None:
+        return _read_file(os.fspath(path)), None
+    hasher = xxhash.xxh3_128()
+    data = _read_file(os.fspath(path), hasher)
+    if meta.get("size") is not None and meta["size"] != len(data):
+        raise CorruptResult(f"{len(data)} bytes where {meta['size']} were written")
+    if hasher.hexdigest() != meta["xxh3"]:
+        raise CorruptResult("checksum mismatch (the file changed after it was written)")
+    return data, meta
 
 
 @dataclass(frozen=True)
@@ -249,11 +328,7 @@ class OutputSpec:
 
     def read(self, path: str | os.PathLike[str]) -> Any:
         """Load one saved value, verified against its checksum when it has one."""
-        data = _read_file(os.fspath(path))
-        meta = read_sidecar(path)
-        if meta is not None:
-            verify(data, meta)
-        return self.decode(data)
+        return self.decode(read_verified(path)[0])
 
 
 def verify(data: bytes | bytearray, meta: dict[str, Any]) -> None:
@@ -267,10 +342,9 @@ def verify(data: bytes | bytearray, meta: dict[str, Any]) -> None:
 def check_file(path: Path) -> dict[str, Any] | None:
     """Verify a result file against its checksum file; that file's content (None if it
     has none). CorruptResult if they disagree."""
-    meta = read_sidecar(path)
-    if meta is not None:
-        verify(_read_file(os.fspath(path)), meta)
-    return meta
+    if not os.path.exists(f"{path}{SIDECAR}"):
+        return None  # nothing to check against (the file is not even read)
+    return read_verified(path)[1]
 
 
 def add_sidecar(path: Path, meta: dict[str, Any]) -> None:

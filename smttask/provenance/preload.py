@@ -1,11 +1,13 @@
 """Imported by the worker pool's fork server, so that every worker starts with Sumatra and
-Django loaded (they cost a few hundred milliseconds per process)."""
+Django loaded and set up, and the installed packages looked up (a few hundred
+milliseconds per worker otherwise)."""
 
 import importlib
 
-from .store import sumatra
+from .records import find_providers
+from .store import configure_django
 
-sumatra()
-for _module in ("django.db", "sumatra.parameters", "sumatra.records",
-                "sumatra.recordstore.django_store"):
+configure_django()
+for _module in ("sumatra.parameters", "sumatra.records"):
     importlib.import_module(_module)
+find_providers()

@@ -1,15 +1,17 @@
 """Reading records: one query model, run by two engines that must agree.
 
 A :class:`Query` (time range, tags, labels, task names, statuses, limit) is answered with
-record *rows* (dicts of :data:`ROW_FIELDS`), newest first, without building Sumatra Record
-objects. An existing SQLite store that follows smttask.toml is read directly (read-only,
-no Django: a listing costs milliseconds); any other store goes through Django's ORM. The
-test suite runs the same queries through both and compares the rows.
+record *rows* (dicts of :data:`ROW_FIELDS`, and ``taskname`` if asked), newest first,
+without building Sumatra Record objects. An existing SQLite store that follows
+smttask.toml is read directly (read-only, no Django: a listing costs milliseconds); any
+other store goes through Django's ORM. The test suite runs the same queries through both
+and compares the rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
+from .records import RECORD_FORMAT, is_record_form
 from .store import bootstrap, record_manager, sqlite_path, translated
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
@@ -46,6 +49,9 @@ class Query:
     tasks: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     limit: int | None = None
+    #: Read each row's task name (``taskname``) with it, in the database where it can
+    #: (for listings: parsing every record's parameters in Python costs seconds).
+    tasknames: bool = False
 
     @property
     def pushed_tags(self) -> tuple[str, ...]:
@@ -85,13 +91,37 @@ def rows(project: Project, query: Query | None = None, *,
     result: list[dict[str, Any]] = []
     if query.limit == 0:
         return result
+    check = bool(query.tags or query.tasks or query.statuses)
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
-        if query.keeps(row["tags"]):
+        if query.tasknames and row.get("taskname") is None:  # ORM, or text SQLite cannot read
+            row["taskname"] = _taskname(row["parameters__content"])
+        if not check or query.keeps(row["tags"]):
             result.append(row)
             if query.limit is not None and len(result) >= query.limit:
                 break
     return result
+
+
+def _taskname(content: str | None) -> str:
+    """The task name in a record's parameters (either record format; '' if none)."""
+    try:
+        params = json.loads(content or "")
+    except ValueError:
+        return ""
+    if is_record_form(params):
+        return str(params["_smttask"].get("task", ""))
+    return str(params.get("taskname", "")) if isinstance(params, dict) else ""
+
+
+#: :func:`_taskname` in SQL (parameter: RECORD_FORMAT), so that listings need not parse
+#: every record's parameters in Python; NULL for text SQLite's JSON cannot read (NaN).
+_TASKNAME_SQL = (
+    "CASE WHEN json_valid(p.content) THEN CASE WHEN json_type(p.content) = 'object' THEN "
+    "CASE WHEN json_type(p.content, '$._smttask') = 'object' AND "
+    "json_extract(p.content, '$._smttask.format') = ? "
+    "THEN ifnull(json_extract(p.content, '$._smttask.task'), '') "
+    "ELSE ifnull(json_extract(p.content, '$.taskname'), '') END ELSE '' END END")
 
 
 def _django_rows(project: Project, query: Query) -> Iterable[dict[str, Any]]:
@@ -136,6 +166,11 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
         args.append(tag)
     columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
                         for c in ROW_FIELDS)
+    fields: tuple[str, ...] = ROW_FIELDS
+    if query.tasknames:
+        columns += f", {_TASKNAME_SQL}"
+        args.insert(0, RECORD_FORMAT)
+        fields += ("taskname",)
     sql = (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
            f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
            "ORDER BY r.timestamp DESC, r.label DESC")
@@ -143,9 +178,10 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
             contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
                                                timeout=30)) as db:
         for values in db.execute(sql, args):
-            row = dict(zip(ROW_FIELDS, values, strict=True))
-            row["timestamp"] = datetime.fromisoformat(row["timestamp"]).replace(
-                tzinfo=UTC)
+            row = dict(zip(fields, values, strict=True))
+            if row.get("taskname") is not None:
+                row["taskname"] = str(row["taskname"])
+            row["timestamp"] = datetime.fromisoformat(f"{row['timestamp']}+00:00")
             yield row
 
 

@@ -27,7 +27,15 @@ from typing import Any
 
 from ..config import Project
 from ..outputs import Datastore, Written, checksums, read_sidecar
-from .store import TIMESTAMP_FORMAT, bootstrap, record_manager, sumatra, translated, writing
+from .store import (
+    TIMESTAMP_FORMAT,
+    bootstrap,
+    record_manager,
+    sumatra,
+    translated,
+    writing,
+    writing_sql,
+)
 from .writer import DataKeyRow, SqlWriter, StoredRecord
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "dependencies",
     "details",
     "edit_record",
+    "find_providers",
     "get_record",
     "is_record_form",
     "recorder",
@@ -77,6 +86,48 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+@functools.cache
+def _provider(module: str) -> tuple[str, str]:
+    """(distribution name, version) of the distribution providing a top-level module
+    (``(module, "unknown")`` if none is found).
+
+    Most distributions are named like their module; the others (``yaml``: PyYAML) are
+    found by their top_level.txt, and only then by packages_distributions(), which reads
+    every installed distribution's file list (a fifth of a second, in every worker).
+    """
+    metadata = importlib.metadata
+    dist: metadata.Distribution | None
+    try:
+        dist = metadata.distribution(module)
+    except metadata.PackageNotFoundError:
+        dist = next((d for d in metadata.distributions()
+                     if module in (d.read_text("top_level.txt") or "").split()), None)
+    if dist is not None:
+        return str(dist.metadata["Name"]), str(dist.version)
+    owners = _distributions().get(module)
+    return (owners[0], _version(owners[0])) if owners else (module, _version(module))
+
+
+def _imported_packages() -> list[tuple[str, str]]:
+    """(name, file) of each imported top-level module that is neither built in nor from
+    the standard library, sorted."""
+    found = []
+    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
+        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
+            continue
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            found.append((name, path))
+    return found
+
+
+def find_providers() -> None:
+    """Look up the distributions of the packages imported so far (a worker pool's fork
+    server does it once for all its workers)."""
+    for name, _ in _imported_packages():
+        _provider(name)
+
+
 _deps_cache: dict[tuple[int, str | None], list[Any]] = {}
 
 
@@ -88,20 +139,12 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
     from sumatra.dependency_finder.python import Dependency
 
     deps = []
-    dists = _distributions()
     root = str(project_root)
-    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
-        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
-            continue
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        dist = dists[name][0] if name in dists else name  # editable installs: name = dist
+    for name, path in _imported_packages():
         if path.startswith(root) and commit:
             version, source = commit, "project"
         else:
-            version, source = _version(dist), dist
+            source, version = _provider(name)
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
         deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
     deps.append(Dependency("python", sys.executable[-200:], platform.python_version(), "",
@@ -189,12 +232,14 @@ class Recorder:
             raise
 
     def _shared(self) -> dict[str, int]:
+        """The executable, repository, launch mode and datastore rows (once per process)."""
         w = self.writer
-        return {"executable_id": w.shared_id("Executable", self.executable),
-                "repository_id": w.shared_id("Repository", self.repository),
-                "launch_mode_id": w.shared_id("LaunchMode", self.launch_mode),
-                "datastore_id": w.shared_id("Datastore", self.datastore),
-                "input_datastore_id": w.shared_id("Datastore", self.datastore)}
+        return w.remember("shared", lambda: {
+            "executable_id": w.shared_id("Executable", self.executable),
+            "repository_id": w.shared_id("Repository", self.repository),
+            "launch_mode_id": w.shared_id("LaunchMode", self.launch_mode),
+            "datastore_id": w.shared_id("Datastore", self.datastore),
+            "input_datastore_id": w.shared_id("Datastore", self.datastore)})
 
     def _key(self, path: Path) -> DataKeyRow:
         """The data key of an input file (checksums from its sidecar when it has one)."""
@@ -214,23 +259,24 @@ class Recorder:
     def start(self, run: RunStart) -> Run:
         """Save a ``_running_`` record under a fresh unique label."""
         from sumatra.core import STATUS_FORMAT
-        from sumatra.parameters import JSONParameterSet
 
         now = datetime.now(UTC)
         script = run.script if run.script is not None else script_arguments.get()
-        content = str(JSONParameterSet(json.dumps(run.parameters, allow_nan=True)))
+        # The text Sumatra's JSONParameterSet makes (str()), so that Sumatra's own save
+        # finds this row again.
+        content = json.dumps(run.parameters, allow_nan=True, sort_keys=True, indent=4)
         tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
         keys = [self._key(p) for p in run.inputs]
         with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
             bootstrap(self.project)  # re-binds Django if another project was used since
-            with writing(self.project), _cursor() as cur:
+            with writing_sql(self.project) as sql:
                 fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
                           "reason": run.reason or "", "duration": None,
                           "main_file": run.main_file, "version": run.commit,
                           "outcome": run.outcome, "timestamp": now, "diff": run.diff,
                           "user": run.user, "script_arguments": script, "stdout_stderr": "",
                           "repeats": None, **self._shared()}
-                stored = self.writer.insert(cur, fields, tags, content, keys)
+                stored = self.writer.insert(sql, fields, tags, content, keys)
         return Run(stored.label, stored, now, run.commit)
 
     def finish(self, run: Run, *, status: str, duration: float, outcome: str,
@@ -242,25 +288,20 @@ class Recorder:
         tags.add(STATUS_FORMAT % status)
         keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
                 for w in outputs]
+        root, w = self.project.root, self.writer
         with translated(f"cannot save record {run.label}"), self._forgetting():
             bootstrap(self.project)
-            with writing(self.project), _cursor() as cur:  # shared rows too: under the lock
-                deps = [self.writer.shared_id("Dependency", d)
-                        for d in dependencies(self.project.root, run.commit)]
-                plats = [self.writer.shared_id("PlatformInformation", p) for p in _platforms()]
+            with writing_sql(self.project) as sql:  # shared rows too: under the lock
+                deps = w.remember(
+                    ("dependencies", len(sys.modules), run.commit),
+                    lambda: [w.shared_id("Dependency", d) for d in dependencies(root, run.commit)])
+                plats = w.remember("platforms", lambda: [
+                    w.shared_id("PlatformInformation", p) for p in _platforms()])
                 fields = {"duration": duration, "outcome": outcome,
                           "stdout_stderr": stdout_stderr}
                 if diff is not None:
                     fields["diff"] = diff
-                self.writer.update(cur, run.stored, fields, tags, keys, deps, plats)
-
-
-@contextlib.contextmanager
-def _cursor() -> Iterator[Any]:
-    from django.db import connections
-
-    with connections["default"].cursor() as cur:
-        yield cur
+                w.update(sql, run.stored, fields, tags, keys, deps, plats)
 
 
 _recorders: dict[tuple[Path, str], Recorder] = {}

@@ -31,20 +31,23 @@ from typing import Any
 from .. import _fs
 from ..config import Project
 from ..errors import RecordStoreError
-from .writer import SCHEMA, ensure_schema, schema_version
+from .writer import SCHEMA, Sql, ensure_schema, schema_version
 
 __all__ = [
     "TIMESTAMP_FORMAT",
     "bootstrap",
+    "configure_django",
     "locked",
     "one_line",
     "project_file_in_step",
+    "raw_sql",
     "run_smt_command",
     "safe_url",
     "sqlite_path",
     "store_errors",
     "translated",
     "writing",
+    "writing_sql",
 ]
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -153,6 +156,50 @@ def writing(project: Project) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def writing_sql(project: Project) -> Iterator[Sql]:
+    """:func:`writing` and :func:`raw_sql` together, with one round trip less on
+    PostgreSQL: the advisory lock is sent with the first statement (or before any query
+    of Django's own, such as a get-or-create of a shared row)."""
+    from django.db import connections, transaction
+
+    with locked(project), transaction.atomic(using="default"), raw_sql() as sql:
+        if not _is_postgres():
+            yield sql
+            return
+        sql.first("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
+
+        def lock_first(execute: Any, *args: Any) -> Any:
+            sql.flush()
+            return execute(*args)
+
+        with connections["default"].execute_wrapper(lock_first):
+            yield sql
+
+
+@contextlib.contextmanager
+def raw_sql() -> Iterator[Sql]:
+    """Statements on the driver's own cursor of the default connection (inside
+    :func:`writing`'s transaction), with Django's error types.
+
+    # private: ``BaseDatabaseWrapper.connection`` (the DB-API connection) and
+    # ``wrap_database_errors`` (Django's translation of driver errors) are Django
+    # internals, stable since 1.6; skipping Django's cursor wrapper saves about 20 µs per
+    # statement. psycopg2 accepts several statements in one call (psycopg 3 does not).
+    """
+    from django.db import connections
+
+    conn = connections["default"]
+    conn.ensure_connection()
+    one_trip = False
+    if conn.vendor == "postgresql":
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        one_trip = not is_psycopg3
+    with conn.wrap_database_errors, contextlib.closing(conn.connection.cursor()) as cur:
+        yield Sql(cur, qmark=conn.vendor == "sqlite", one_trip=one_trip)
+
+
+@contextlib.contextmanager
 def _migration_lock(project: Project) -> Iterator[None]:
     from django.db import connections
 
@@ -187,6 +234,18 @@ def _configure_django(db: dict[str, Any]) -> None:
     settings.configure(**{**ds.db_config._settings, "DEBUG": False})
     django.setup()
     ds.db_config.configured = True  # we migrate ourselves, once, under the lock
+
+
+def configure_django() -> None:
+    """Set Django up for Sumatra's store app before any store is bound (a worker pool's
+    fork server does it once for all its workers; binding a store later only switches
+    the database)."""
+    sumatra()
+    from django.conf import settings
+    from sumatra.recordstore import django_store as ds
+
+    if not settings.configured:
+        _configure_django(ds.db_config.uri_to_db(":memory:"))
 
 
 def _switch_database(db: dict[str, Any]) -> None:
@@ -228,6 +287,10 @@ def record_manager(store: Any) -> Any:
     return store._manager
 
 
+#: The URL the default connection is bound to, with its store object.
+_bound: dict[str, Any] = {}
+
+
 def _bind_store(url: str) -> Any:
     """A Sumatra DjangoRecordStore on ``url``; one Django database per process, switchable."""
     sumatra()
@@ -241,13 +304,18 @@ def _bind_store(url: str) -> Any:
     if db["ENGINE"].endswith("sqlite3"):
         # WAL: readers never wait for a writer, and a commit costs no fsync (the log is
         # synced at checkpoints): a crashed process loses no committed record, a power
-        # cut at most the last few.
-        db["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
+        # cut those since the last checkpoint. A checkpoint every 4000 pages (a log of at
+        # most 16 MB; about 200 recorded runs) instead of 1000: its two fsyncs cost
+        # about 2 ms per run on a busy disk.
+        db["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                         "PRAGMA wal_autocheckpoint=4000"}
     if not settings.configured:
         _configure_django(db)
     else:
         _switch_database(db)
-    return _store_object(without_password(url))  # Sumatra prints its _db_file
+    _bound.clear()
+    _bound[url] = _store_object(without_password(url))  # Sumatra prints its _db_file
+    return _bound[url]
 
 
 def _store_ready() -> bool:
@@ -320,7 +388,7 @@ def project_file_in_step(project: Project) -> bool:
     return _in_step(_read_state(project.smt_dir / "project"), project)
 
 
-_bootstrapped: set[tuple[Path, str]] = set()
+_bootstrapped: set[tuple[Path, str]] = set()  # (root, connect URL)
 
 
 def bootstrap(project: Project) -> Any:
@@ -329,9 +397,12 @@ def bootstrap(project: Project) -> Any:
     Cheap after the first call in a process. Creation and migration happen under the lock,
     so concurrent first runs on a fresh project are safe.
     """
-    key = (project.root, project.record_store_url)
+    url = project.connect_url  # with the password from the environment
+    key = (project.root, url)
+    if key in _bootstrapped and url in _bound:  # bound, as on the last call: nothing to do
+        return _bound[url]
     with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
-        store = _bind_store(project.connect_url)  # with the password from the environment
+        store = _bind_store(url)
         if key in _bootstrapped:
             return store
         project_file = project.smt_dir / "project"

@@ -15,16 +15,20 @@ comparing texts.
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
 
-__all__ = ["SCHEMA", "SqlWriter", "ensure_schema", "schema_version"]
+__all__ = ["SCHEMA", "DataKeyRow", "Sql", "SqlWriter", "StoredRecord", "ensure_schema",
+           "schema_version"]
+
+T = TypeVar("T")
 
 #: The version of smttask's additions to Sumatra's database (see ensure_schema).
 SCHEMA = 1
@@ -39,6 +43,14 @@ def _q(name: str) -> str:
     from django.db import connections
 
     return str(connections["default"].ops.quote_name(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _record_insert(vendor: str) -> str:
+    """The INSERT of a record row (quoting depends on the database, ``vendor``)."""
+    columns = ", ".join(_q(c) for c in _RECORD_COLUMNS)
+    marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
+    return f"INSERT INTO django_store_record ({columns}) VALUES ({marks}) RETURNING db_id"
 
 
 def schema_version() -> int:
@@ -82,170 +94,239 @@ class StoredRecord:
     tags: set[str]
 
 
+@functools.lru_cache(maxsize=256)
+def _qmark(text: str) -> str:
+    return text.replace("%s", "?")
+
+
+class Sql:
+    """Statements on the DB-API cursor under Django's default connection, inside its
+    transaction (see ``store.raw_sql``): ``%s`` placeholders, rewritten to ``?`` for
+    SQLite. :meth:`batch` sends statements that return nothing in one round trip where
+    the driver allows it (psycopg2), one by one elsewhere; :meth:`first` runs a statement
+    with the next one, in the same round trip (there too)."""
+
+    def __init__(self, cursor: Any, qmark: bool, one_trip: bool) -> None:
+        self.cursor = cursor
+        self.qmark = qmark
+        self.one_trip = one_trip
+        self._pending: list[Statement] = []
+
+    def first(self, text: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose result is not needed before any other (sent with the
+        next statement where the driver allows it; see :meth:`flush`)."""
+        self._pending.append((text, list(params)))
+        if not self.one_trip:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the statements :meth:`first` still holds."""
+        pending, self._pending = self._pending, []
+        for text, params in pending:
+            self.cursor.execute(_qmark(text) if self.qmark else text, params)
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> None:
+        if self._pending:  # one_trip: they go first, in the same call
+            pending, self._pending = self._pending, []
+            text = ";\n".join([*(t for t, _ in pending), text])
+            params = [p for _, ps in pending for p in ps] + list(params)
+        self.cursor.execute(_qmark(text) if self.qmark else text, params)
+
+    def one(self, text: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of a query (None if it has none)."""
+        self.execute(text, params)
+        return self.cursor.fetchone()
+
+    def all(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.execute(text, params)
+        return list(self.cursor.fetchall())
+
+    def batch(self, statements: list[Statement]) -> None:
+        """Run statements whose results are not needed, in order."""
+        if self.one_trip and len(statements) > 1:
+            self.execute(";\n".join(text for text, _ in statements),
+                         [p for _, params in statements for p in params])
+            return
+        for text, params in statements:
+            self.execute(text, params)
+
+
+#: A statement and its parameters.
+Statement = tuple[str, list[Any]]
+
+#: Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).
+_CHUNK = 500
+
+
+def _inserts(table: str, columns: str, rows: Iterable[tuple[Any, ...]]) -> list[Statement]:
+    """Multi-row INSERTs of ``rows`` (no duplicates, order kept) into ``table``."""
+    unique = list(dict.fromkeys(rows))
+    if not unique:
+        return []
+    mark = "(" + ", ".join(["%s"] * len(unique[0])) + ")"
+    return [(f"INSERT INTO {table} ({columns}) VALUES "
+             + ", ".join([mark] * len(unique[i:i + _CHUNK])),
+             [v for row in unique[i:i + _CHUNK] for v in row])
+            for i in range(0, len(unique), _CHUNK)]
+
+
+def _mark_indexed(upto: int) -> Statement:
+    return ("INSERT INTO smttask_meta (name, value) VALUES ('paramsets_indexed', %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [upto])
+
+
 class SqlWriter:
     """Writes the records of one project through Django's default connection."""
 
     def __init__(self, project_name: str) -> None:
         self.project = project_name
-        self._ids: dict[tuple[str, Any], int] = {}
-        self._content_type: int | None = None
+        self._ids: dict[Hashable, Any] = {}
 
     # --- shared rows, resolved once per process ---------------------------------------------
 
     def forget(self) -> None:
         """Drop the remembered rows (after a failed transaction they may not exist)."""
         self._ids.clear()
-        self._content_type = None
+
+    def remember(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, made once until :meth:`forget` (rows every record shares)."""
+        if key not in self._ids:
+            self._ids[key] = compute()
+        return self._ids[key]
 
     def shared_id(self, model: str, obj: Any) -> int:
         """The row of a Sumatra object (executable, dependency…), made like Sumatra makes it."""
         from sumatra.recordstore.django_store import models
 
         cls = getattr(models, model)
-        key = (model, _identity(cls, obj))
-        if key not in self._ids:
-            row, _ = cls.objects.get_or_create_from_sumatra_object(obj, using="default")
-            self._ids[key] = row.pk
-        return self._ids[key]
+        return self.remember((model, _identity(cls, obj)), lambda: cls.objects
+                             .get_or_create_from_sumatra_object(obj, using="default")[0].pk)
 
     def _project_id(self) -> str:
         from sumatra.recordstore.django_store import models
 
-        if ("Project", self.project) not in self._ids:
-            models.Project.objects.using("default").get_or_create(id=self.project)
-            self._ids[("Project", self.project)] = 0
+        self.remember(("Project", self.project), lambda: models.Project.objects
+                      .using("default").get_or_create(id=self.project))
         return self.project
 
     def _tag_id(self, name: str) -> int:
         from sumatra.recordstore.django_store.tagging import Tag
 
-        key = ("Tag", name)
-        if key not in self._ids:
-            self._ids[key] = Tag.objects.using("default").get_or_create(name=name)[0].pk
-        return self._ids[key]
+        return self.remember(("Tag", name), lambda: Tag.objects.using("default")
+                             .get_or_create(name=name)[0].pk)
 
     def _record_type(self) -> int:
-        if self._content_type is None:
+        def find() -> int:
             from django.contrib.contenttypes.models import ContentType
             from sumatra.recordstore.django_store import models
 
-            self._content_type = ContentType.objects.get_for_model(models.Record).pk
-        return self._content_type
+            return int(ContentType.objects.get_for_model(models.Record).pk)
+
+        return self.remember("ContentType", find)
 
     # --- one record ---------------------------------------------------------------------------
 
-    def insert(self, cur: Any, fields: dict[str, Any], tags: set[str], parameters: str,
+    def insert(self, sql: Sql, fields: dict[str, Any], tags: set[str], parameters: str,
                inputs: Iterable[DataKeyRow]) -> StoredRecord:
         """Insert a new record (its label made unique); its database identity."""
         from django.db import connections
 
-        ops = connections["default"].ops
-        base = label = fields["label"]
-        n = 1
-        while True:
-            cur.execute("SELECT 1 FROM django_store_record WHERE project_id = %s AND label = %s",
-                        [self._project_id(), label])
-            if cur.fetchone() is None:
-                break
-            n += 1
-            label = f"{base}_{n}"
+        project = self._project_id()
+        digest = xxhash.xxh3_128_hexdigest(parameters.encode("utf-8", "surrogatepass"))
+        base = fields["label"]
+        # One query: is the label free, which parameter sets are hashed, is this one.
+        taken, indexed, newest, paramset = sql.one(
+            "SELECT (SELECT 1 FROM django_store_record WHERE project_id = %s AND label = %s), "
+            "(SELECT value FROM smttask_meta WHERE name = 'paramsets_indexed'), "
+            "(SELECT max(id) FROM django_store_parameterset), "
+            "(SELECT parameterset_id FROM smttask_paramset WHERE hash = %s)",
+            [project, base, digest])
+        label = self._free_label(sql, base) if taken else base
+        if newest is not None and newest > (indexed or 0):  # added by Sumatra's own commands
+            self._index_parametersets(sql, int(indexed or 0))
+            row = sql.one("SELECT parameterset_id FROM smttask_paramset WHERE hash = %s",
+                          [digest])
+            paramset = row[0] if row else None
+        later: list[Statement] = []
+        if paramset is None:
+            paramset = sql.one("INSERT INTO django_store_parameterset (type, content) "
+                               "VALUES (%s, %s) RETURNING id", ["JSONParameterSet", parameters])[0]
+            later += [("INSERT INTO smttask_paramset (hash, parameterset_id) VALUES (%s, %s)",
+                       [digest, paramset]), _mark_indexed(paramset)]
         if fields.get("script_arguments") is None:  # a run from Python: rerun by its label
             fields = {**fields, "script_arguments": label}
         values = {**fields, "label": label, "tags": ",".join(sorted(tags)),
-                  "timestamp": ops.adapt_datetimefield_value(fields["timestamp"]),
-                  "parameters_id": self._parameterset(cur, parameters),
-                  "project_id": self._project_id()}
-        columns = ", ".join(_q(c) for c in _RECORD_COLUMNS)
-        marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
-        cur.execute(f"INSERT INTO django_store_record ({columns}) VALUES ({marks}) "
-                    "RETURNING db_id", [values[c] for c in _RECORD_COLUMNS])
-        db_id = cur.fetchone()[0]
-        self._add_tags(cur, db_id, tags)
-        keys = [self._datakey(cur, key) for key in inputs]
-        cur.executemany("INSERT INTO django_store_record_input_data (record_id, datakey_id) "
-                        "VALUES (%s, %s)", [(db_id, k) for k in dict.fromkeys(keys)])
+                  "timestamp": connections["default"].ops.adapt_datetimefield_value(
+                      fields["timestamp"]),
+                  "parameters_id": paramset, "project_id": project}
+        db_id = sql.one(_record_insert(connections["default"].vendor),
+                        [values[c] for c in _RECORD_COLUMNS])[0]
+        later += self._tag_rows(db_id, tags)
+        keys = [self._datakey(sql, key) for key in inputs]
+        later += _inserts("django_store_record_input_data", "record_id, datakey_id",
+                          [(db_id, k) for k in keys])
+        sql.batch(later)
         return StoredRecord(db_id, label, set(tags))
 
-    def update(self, cur: Any, record: StoredRecord, fields: dict[str, Any], tags: set[str],
+    def _free_label(self, sql: Sql, base: str) -> str:
+        n = 2
+        while sql.one("SELECT 1 FROM django_store_record WHERE project_id = %s AND label = %s",
+                      [self.project, f"{base}_{n}"]) is not None:
+            n += 1
+        return f"{base}_{n}"
+
+    def update(self, sql: Sql, record: StoredRecord, fields: dict[str, Any], tags: set[str],
                outputs: Iterable[DataKeyRow], dependencies: list[int], platforms: list[int]
                ) -> None:
         """Complete a record: new fields and tags, its outputs, dependencies and platform."""
         sets = ", ".join(f"{_q(c)} = %s" for c in fields)
-        cur.execute(f"UPDATE django_store_record SET {sets}, tags = %s WHERE db_id = %s",
-                    [*fields.values(), ",".join(sorted(tags)), record.db_id])
-        gone = record.tags - tags
+        statements: list[Statement] = [
+            (f"UPDATE django_store_record SET {sets}, tags = %s WHERE db_id = %s",
+             [*fields.values(), ",".join(sorted(tags)), record.db_id])]
+        gone = sorted(record.tags - tags)
         if gone:
-            cur.executemany("DELETE FROM django_store_taggeditem WHERE object_id = %s AND "
-                            "content_type_id = %s AND tag_id = %s",
-                            [(record.db_id, self._record_type(), self._tag_id(t)) for t in gone])
-        self._add_tags(cur, record.db_id, tags - record.tags)
+            statements.append((
+                "DELETE FROM django_store_taggeditem WHERE object_id = %s AND content_type_id "
+                f"= %s AND tag_id IN ({', '.join(['%s'] * len(gone))})",
+                [record.db_id, self._record_type(), *(self._tag_id(t) for t in gone)]))
+        statements += self._tag_rows(record.db_id, tags - record.tags)
+        statements += _inserts("django_store_datakey",
+                               "path, digest, creation, metadata, output_from_record_id",
+                               [(*key.values(), record.db_id) for key in outputs])
+        statements += _inserts("django_store_record_dependencies", "record_id, dependency_id",
+                               [(record.db_id, d) for d in dependencies])
+        statements += _inserts("django_store_record_platforms",
+                               "record_id, platforminformation_id",
+                               [(record.db_id, p) for p in platforms])
+        sql.batch(statements)
         record.tags = set(tags)
-        for key in outputs:
-            cur.execute("INSERT INTO django_store_datakey (path, digest, creation, metadata, "
-                        "output_from_record_id) VALUES (%s, %s, %s, %s, %s)",
-                        [*key.values(), record.db_id])
-        cur.executemany("INSERT INTO django_store_record_dependencies (record_id, dependency_id) "
-                        "VALUES (%s, %s)", [(record.db_id, d) for d in dict.fromkeys(dependencies)])
-        cur.executemany("INSERT INTO django_store_record_platforms "
-                        "(record_id, platforminformation_id) VALUES (%s, %s)",
-                        [(record.db_id, p) for p in dict.fromkeys(platforms)])
 
-    def _add_tags(self, cur: Any, db_id: int, tags: Iterable[str]) -> None:
-        cur.executemany("INSERT INTO django_store_taggeditem (object_id, content_type_id, tag_id) "
-                        "VALUES (%s, %s, %s)",
+    def _tag_rows(self, db_id: int, tags: Iterable[str]) -> list[Statement]:
+        return _inserts("django_store_taggeditem", "object_id, content_type_id, tag_id",
                         [(db_id, self._record_type(), self._tag_id(t)) for t in sorted(tags)])
 
-    def _parameterset(self, cur: Any, content: str) -> int:
-        """The row of this parameter text: an existing one (Sumatra expects one row per
-        text) or a new one."""
-        self._index_new_parametersets(cur)
-        digest = xxhash.xxh3_128_hexdigest(content.encode("utf-8", "surrogatepass"))
-        cur.execute("SELECT parameterset_id FROM smttask_paramset WHERE hash = %s", [digest])
-        row = cur.fetchone()
-        if row is not None:
-            return int(row[0])
-        cur.execute("INSERT INTO django_store_parameterset (type, content) VALUES (%s, %s) "
-                    "RETURNING id", ["JSONParameterSet", content])
-        new = int(cur.fetchone()[0])
-        cur.execute("INSERT INTO smttask_paramset (hash, parameterset_id) VALUES (%s, %s)",
-                    [digest, new])
-        self._set_indexed(cur, new)
-        return new
-
-    def _index_new_parametersets(self, cur: Any) -> None:
+    @staticmethod
+    def _index_parametersets(sql: Sql, done: int) -> None:
         """Hash the parameter sets that others (Sumatra's own commands) added since."""
-        cur.execute("SELECT value FROM smttask_meta WHERE name = 'paramsets_indexed'")
-        row = cur.fetchone()
-        done = int(row[0]) if row else 0
-        cur.execute("SELECT id, content FROM django_store_parameterset WHERE id > %s "
-                    "ORDER BY id", [done])
-        rows = cur.fetchall()
-        for pk, content in rows:
-            digest = xxhash.xxh3_128_hexdigest(content.encode("utf-8", "surrogatepass"))
-            cur.execute("SELECT 1 FROM smttask_paramset WHERE hash = %s", [digest])
-            if cur.fetchone() is None:
-                cur.execute("INSERT INTO smttask_paramset (hash, parameterset_id) "
-                            "VALUES (%s, %s)", [digest, pk])
-        if rows:
-            self._set_indexed(cur, int(rows[-1][0]))
+        rows = sql.all("SELECT id, content FROM django_store_parameterset WHERE id > %s "
+                       "ORDER BY id", [done])
+        hashes = [(xxhash.xxh3_128_hexdigest(content.encode("utf-8", "surrogatepass")), pk)
+                  for pk, content in rows]
+        statements = [(text + " ON CONFLICT (hash) DO NOTHING", params) for text, params
+                      in _inserts("smttask_paramset", "hash, parameterset_id", hashes)]
+        sql.batch([*statements, _mark_indexed(int(rows[-1][0]))] if rows else statements)
 
     @staticmethod
-    def _set_indexed(cur: Any, upto: int) -> None:
-        cur.execute("DELETE FROM smttask_meta WHERE name = 'paramsets_indexed'")
-        cur.execute("INSERT INTO smttask_meta (name, value) VALUES ('paramsets_indexed', %s)",
-                    [upto])
-
-    def _datakey(self, cur: Any, key: DataKeyRow) -> int:
+    def _datakey(sql: Sql, key: DataKeyRow) -> int:
         """The row of a data key: the existing one (a result recorded as another run's
         output, or a stored input used before) or a new one."""
-        cur.execute("SELECT id FROM django_store_datakey WHERE path = %s AND digest = %s AND "
-                    "creation = %s AND metadata = %s ORDER BY id LIMIT 1", key.values())
-        row = cur.fetchone()
+        values = key.values()
+        row = sql.one("SELECT id FROM django_store_datakey WHERE path = %s AND digest = %s AND "
+                      "creation = %s AND metadata = %s ORDER BY id LIMIT 1", values)
         if row is not None:
             return int(row[0])
-        cur.execute("INSERT INTO django_store_datakey (path, digest, creation, metadata) "
-                    "VALUES (%s, %s, %s, %s) RETURNING id", key.values())
-        return int(cur.fetchone()[0])
+        return int(sql.one("INSERT INTO django_store_datakey (path, digest, creation, metadata) "
+                           "VALUES (%s, %s, %s, %s) RETURNING id", values)[0])
 
 
 @dataclass(frozen=True)

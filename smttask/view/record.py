@@ -66,7 +66,8 @@ class RecordView:
 
     @property
     def taskname(self) -> str:
-        return str(self._meta.get("taskname", ""))
+        name = self._row.get("taskname")  # read with the row (see provenance.rows)
+        return str(name) if name is not None else str(self._meta.get("taskname", ""))
 
     @property
     def digest(self) -> str:
@@ -85,7 +86,7 @@ class RecordView:
     @property
     def status(self) -> str:
         """finished, crashed, killed, running; or lost: running, but its process is gone."""
-        for tag in self.tags:
+        for tag in self._row["tags"]:
             if tag.startswith("_") and tag.endswith("_"):
                 status = tag.strip("_")
                 if status == "running" and self.lost_because():
