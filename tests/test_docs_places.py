@@ -9,14 +9,15 @@ subfolder only.
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 import sys
 
 import pytest
-from conftest import GIT_ENV, cli
-from test_generated_project import SRC_TASKS, clean_imports, package_project  # noqa: F401
+from conftest import cli
+from test_generated_project import (  # noqa: F401
+    clean_imports,
+    package_project,
+    src_layout_project,
+)
 
 from smttask import config
 from smttask.view import RecordStoreView
@@ -50,23 +51,7 @@ def forget(folder):
 
 def minimal_project(tmp_path):
     """An existing repository with its code in src/, then `init --template minimal`."""
-    root = tmp_path / "existing"
-    pkg = f"lab_{secrets.token_hex(3)}"
-    (root / "src" / pkg).mkdir(parents=True)
-    (root / "src" / pkg / "__init__.py").write_text("")
-    (root / "src" / pkg / "tasks.py").write_text(SRC_TASKS)
-    git = {**os.environ, **GIT_ENV}
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=git)
-    made = cli("project", "init", "--template", "minimal", "--no-input", cwd=root)
-    assert made.returncode == 0, made.stderr
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=git)
-    subprocess.run(["git", "commit", "-qm", "smttask"], cwd=root, check=True, env=git)
-    code = (f"from {pkg}.tasks import double\n"
-            "for x in (1.0, 2.0):\n    double(x=x).save('tasks')\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True,
-                   env={**env, **GIT_ENV, "PYTHONPATH": str(root / "src")})
-    return root
+    return src_layout_project(tmp_path)[0]
 
 
 @pytest.mark.parametrize("template", ["package", "minimal"])

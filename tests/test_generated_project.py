@@ -132,9 +132,9 @@ def double(x: float) -> float:
 """
 
 
-def test_minimal_project_with_a_src_layout(tmp_path, clean_imports):
-    """An existing repository with its code in src/: init --template minimal, commit, and
-    every command finds the code."""
+def src_layout_project(tmp_path: Path) -> tuple[Path, str]:
+    """An existing repository with its code in src/, `init --template minimal` committed,
+    and two task files saved: its folder and package name."""
     root = tmp_path / "existing"
     pkg = f"lab_{secrets.token_hex(3)}"
     (root / "src" / pkg).mkdir(parents=True)
@@ -144,7 +144,6 @@ def test_minimal_project_with_a_src_layout(tmp_path, clean_imports):
     subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=git)
     made = cli("project", "init", "--template", "minimal", "--no-input", cwd=root)
     assert made.returncode == 0, made.stderr
-    assert config.load_project(root).packages == [pkg]
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=git)
     subprocess.run(["git", "commit", "-qm", "smttask"], cwd=root, check=True, env=git)
     python(f"""
@@ -153,6 +152,14 @@ def test_minimal_project_with_a_src_layout(tmp_path, clean_imports):
         for x in (1.0, 2.0):
             double(x=x).save("tasks")
         """, cwd=root)
+    return root, pkg
+
+
+def test_minimal_project_with_a_src_layout(tmp_path, clean_imports):
+    """An existing repository with its code in src/: init --template minimal, commit, and
+    every command finds the code."""
+    root, pkg = src_layout_project(tmp_path)
+    assert config.load_project(root).packages == [pkg]
     ran = cli("run", "-n", "1", "../tasks", cwd=root / "src")
     assert ran.returncode == 0 and "2 ran" in ran.stderr, ran.stderr
     status = cli("status", str(root / "tasks"), cwd=tmp_path)
