@@ -281,6 +281,17 @@ class Row:
                 ratio, target, "PASS" if self.ok else "FAIL"]
 
 
+def print_summary(rows: list[Row], info: list[str], started: float) -> int:
+    """The notes below a table and the goals-met line; how many goals failed."""
+    print()
+    for line in info:
+        print(f"- {line}")
+    failed = sum(not row.ok for row in rows)
+    print(f"\n{len(rows) - failed}/{len(rows)} goals met; total "
+          f"{time.perf_counter() - started:.0f} s")
+    return failed
+
+
 def print_table(rows: list[Row]) -> None:
     header = ["goal", "smttask", "ours", "anchor", "anchor is", "ratio", "target", "result"]
     cells = [header] + [r.cells() for r in rows]
@@ -454,12 +465,7 @@ def main() -> None:
               f"{' (--quick)' if args.quick else ''}")
         print("ratio = ours / anchor (4: second row = anchor / ours); medians, same run\n")
         print_table(rows)
-        print()
-        for line in info:
-            print(f"- {line}")
-        n_fail = sum(not row.ok for row in rows)
-        print(f"\n{len(rows) - n_fail}/{len(rows)} goals met; total "
-              f"{time.perf_counter() - t_start:.0f} s")
+        n_fail = print_summary(rows, info, t_start)
     finally:
         os.chdir(cwd)
         if args.keep:
