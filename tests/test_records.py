@@ -101,6 +101,40 @@ def test_records_are_visible_to_sumatra_cli(proj):
     assert t.record_label in out
 
 
+def _schema(db):
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return (conn.execute("PRAGMA journal_mode").fetchone()[0],
+                conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                             "ORDER BY name").fetchall(),
+                conn.execute("SELECT app, name FROM django_migrations ORDER BY id").fetchall(),
+                conn.execute("SELECT * FROM django_content_type ORDER BY id").fetchall())
+
+
+def test_every_new_store_in_a_process_is_as_migrating_makes_it(tmp_path, monkeypatch):
+    """The first new store of a process is migrated, the next ones are copies of it: same
+    tables, indexes, migrations and content types, still in WAL mode, read by Sumatra."""
+    from conftest import new_proj
+
+    monkeypatch.setattr(provenance.store, "_new_sqlite_store", [])  # this test's first: migrated
+    stores = []
+    for name in ("first", "second"):
+        with new_proj(tmp_path / name, monkeypatch) as p:
+            task = p.module(TASKS).square(x=2)
+            task.run()
+            stores.append(p.root / ".smt/records")
+            [rec] = records(p)
+            assert rec.label == task.record_label and "_finished_" in rec.tags
+    first, second = (_schema(db) for db in stores)
+    assert first[0] == "wal" and first[1] and first == second
+    smt = [sys.executable, "-c",
+           "import sys; from sumatra.commands import list as l; l(sys.argv[1:])"]
+    out = subprocess.run([*smt, "--long"], cwd=tmp_path / "second", capture_output=True,
+                         text=True, check=True).stdout
+    assert "square" in out
+
+
 def test_smt_project_follows_smttask_toml(proj):
     tasks = proj.module(TASKS)
     tasks.square(x=1).run()

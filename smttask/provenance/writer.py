@@ -194,26 +194,26 @@ class SqlWriter:
             self._ids[key] = compute()
         return self._ids[key]
 
-    def shared_id(self, model: str, obj: Any) -> int:
-        """The row of a Sumatra object (executable, dependency…), made like Sumatra makes it."""
+    def shared_id(self, sql: Sql, model: str, obj: Any) -> int:
+        """The row of a Sumatra object (executable, dependency…), found or made as Sumatra's
+        get_or_create_from_sumatra_object would."""
         from sumatra.recordstore.django_store import models
 
         cls = getattr(models, model)
-        return self.remember((model, _identity(cls, obj)), lambda: cls.objects
-                             .get_or_create_from_sumatra_object(obj, using="default")[0].pk)
+        return self.remember((model, _identity(cls, obj)),
+                             lambda: int(_row_id(sql, cls, _sumatra_fields(cls, obj))))
 
-    def _project_id(self) -> str:
+    def _project_id(self, sql: Sql) -> str:
         from sumatra.recordstore.django_store import models
 
-        self.remember(("Project", self.project), lambda: models.Project.objects
-                      .using("default").get_or_create(id=self.project))
+        self.remember(("Project", self.project), lambda: _row_id(
+            sql, models.Project, {"id": self.project}, {"name": "", "description": ""}))
         return self.project
 
-    def _tag_id(self, name: str) -> int:
+    def _tag_id(self, sql: Sql, name: str) -> int:
         from sumatra.recordstore.django_store.tagging import Tag
 
-        return self.remember(("Tag", name), lambda: Tag.objects.using("default")
-                             .get_or_create(name=name)[0].pk)
+        return self.remember(("Tag", name), lambda: int(_row_id(sql, Tag, {"name": name})))
 
     def _record_type(self) -> int:
         def find() -> int:
@@ -231,7 +231,7 @@ class SqlWriter:
         """Insert a new record (its label made unique); its database identity."""
         from django.db import connections
 
-        project = self._project_id()
+        project = self._project_id(sql)
         digest = xxhash.xxh3_128_hexdigest(parameters.encode("utf-8", "surrogatepass"))
         base = fields["label"]
         # One query: is the label free, which parameter sets are hashed, is this one.
@@ -261,7 +261,7 @@ class SqlWriter:
                   "parameters_id": paramset, "project_id": project}
         db_id = sql.one(_record_insert(connections["default"].vendor),
                         [values[c] for c in _RECORD_COLUMNS])[0]
-        later += self._tag_rows(db_id, tags)
+        later += self._tag_rows(sql, db_id, tags)
         keys = [self._datakey(sql, key) for key in inputs]
         later += _inserts("django_store_record_input_data", "record_id, datakey_id",
                           [(db_id, k) for k in keys])
@@ -288,8 +288,8 @@ class SqlWriter:
             statements.append((
                 "DELETE FROM django_store_taggeditem WHERE object_id = %s AND content_type_id "
                 f"= %s AND tag_id IN ({', '.join(['%s'] * len(gone))})",
-                [record.db_id, self._record_type(), *(self._tag_id(t) for t in gone)]))
-        statements += self._tag_rows(record.db_id, tags - record.tags)
+                [record.db_id, self._record_type(), *(self._tag_id(sql, t) for t in gone)]))
+        statements += self._tag_rows(sql, record.db_id, tags - record.tags)
         statements += _inserts("django_store_datakey",
                                "path, digest, creation, metadata, output_from_record_id",
                                [(*key.values(), record.db_id) for key in outputs])
@@ -301,9 +301,10 @@ class SqlWriter:
         sql.batch(statements)
         record.tags = set(tags)
 
-    def _tag_rows(self, db_id: int, tags: Iterable[str]) -> list[Statement]:
+    def _tag_rows(self, sql: Sql, db_id: int, tags: Iterable[str]) -> list[Statement]:
         return _inserts("django_store_taggeditem", "object_id, content_type_id, tag_id",
-                        [(db_id, self._record_type(), self._tag_id(t)) for t in sorted(tags)])
+                        [(db_id, self._record_type(), self._tag_id(sql, t))
+                         for t in sorted(tags)])
 
     @staticmethod
     def _index_parametersets(sql: Sql, done: int) -> None:
@@ -347,6 +348,57 @@ class DataKeyRow:
         created = connections["default"].ops.adapt_datetimefield_value(
             self.created.replace(microsecond=0))
         return [self.path, self.sha1, created, metadata]
+
+
+def _sumatra_fields(model: Any, obj: Any) -> dict[str, Any]:
+    """The field values Sumatra's ``get_or_create_from_sumatra_object`` (0.8.1) matches a
+    Sumatra object on: each field of the model from the object's attribute of that name,
+    else its class name (``type``) or its state (``parameters``)."""
+    excluded = {"id", "record", "input_to_records", "output_from_record",
+                "output_from_record_id"}
+    fields: dict[str, Any] = {}
+    for field in model._meta.get_fields():
+        name = field.name
+        if name in excluded or not field.concrete:
+            continue
+        if hasattr(obj, name):
+            fields[name] = getattr(obj, name)
+        elif name == "type":
+            fields[name] = type(obj).__name__
+        elif name == "parameters":
+            fields[name] = str(obj.__getstate__())
+        else:
+            raise AttributeError(f"{type(obj).__name__} has no {name!r} for {model.__name__}")
+    return fields
+
+
+def _row_id(sql: Sql, model: Any, match: dict[str, Any],
+            defaults: dict[str, Any] | None = None) -> Any:
+    """The primary key of the first row of ``model`` whose fields equal ``match``; a new
+    row (with ``defaults`` too) if there is none. Django's get_or_create in two plain
+    statements (the caller holds the store's lock)."""
+    from django.db import connections
+
+    conn = connections["default"]
+    meta = model._meta
+    table, pk = _q(meta.db_table), _q(meta.pk.column)
+
+    def prepared(values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        fields = [meta.get_field(name) for name in values]
+        return ([_q(f.column) for f in fields],
+                [f.get_db_prep_save(v, conn) for f, v in zip(fields, values.values(),
+                                                             strict=True)])
+
+    columns, values = prepared(match)
+    where = " AND ".join(f"{c} IS NULL" if v is None else f"{c} = %s"
+                         for c, v in zip(columns, values, strict=True))
+    row = sql.one(f"SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1",
+                  [v for v in values if v is not None])
+    if row is None:
+        columns, values = prepared({**match, **(defaults or {})})
+        row = sql.one(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                      f"({', '.join(['%s'] * len(values))}) RETURNING {pk}", values)
+    return row[0]
 
 
 def _identity(cls: Any, obj: Any) -> Any:
