@@ -16,8 +16,6 @@ under other versions is reported as such. The outcome goes back onto the record:
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import itertools
 import json
 import logging
@@ -34,7 +32,7 @@ from typing import Any
 
 from . import _fs, config, repo, taskfile
 from .errors import GitError, UsageError
-from .provenance import Query
+from .provenance import Query, installed_version
 from .view import RecordStoreView, RecordView, parse_when
 
 __all__ = [
@@ -177,20 +175,11 @@ def _record_of_taskfile(view: RecordStoreView, path: Path) -> RecordView:
 
 # --- package versions ----------------------------------------------------------------------
 
-@functools.cache
-def _installed() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
-
-
 def _current_version(name: str) -> str:
+    """The installed version of the distribution providing module ``name`` ('' if none)."""
     if name == "python":  # records list the interpreter among their dependencies
         return platform.python_version()
-    for dist in _installed().get(name, [name]):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return ""
+    return installed_version(name)
 
 
 def package_changes(recorded: Iterable[tuple[str, str]], skip: Iterable[str] = ()
@@ -323,13 +312,11 @@ def reproduce(records: Iterable[RecordView], *, rtol: float = 0.0, atol: float =
 
 
 def _store(record: RecordView, rep: Reproduction) -> None:
-    if rep.outcome == REPRODUCED:
-        record.add_tag(REPRODUCED)
-        record.remove_tag(DIFFERS)
-    elif rep.outcome == DIFFERS:
-        record.add_tag(DIFFERS)
-        record.remove_tag(REPRODUCED)
-    record.add_comment(rep.comment())
+    """The outcome on the record, in one write: its tag (replacing the opposite one) and
+    its dated line."""
+    opposite = {REPRODUCED: DIFFERS, DIFFERS: REPRODUCED}.get(rep.outcome)
+    record.edit(add_tags=[rep.outcome] if opposite else [],
+                remove_tags=[opposite] if opposite else [], comment=rep.comment())
 
 
 def exit_code(reproductions: Iterable[Reproduction]) -> int:

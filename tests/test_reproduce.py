@@ -180,10 +180,12 @@ def _fake_distribution(site: Path, version: str) -> None:
     (site / "labtool" / "__init__.py").write_text("FACTOR = 2\n")
 
 
-def test_package_versions_that_changed_are_listed(proj, tmp_path, monkeypatch):
+def test_package_versions_that_changed_are_listed(proj, tmp_path, monkeypatch, request):
     site = tmp_path / "site"
     _fake_distribution(site, "1.0")
     monkeypatch.syspath_prepend(str(site))
+    # Later records on this worker must not list a package whose folder is gone.
+    request.addfinalizer(lambda: sys.modules.pop("labtool", None))
     tasks = proj.module(SCALE.replace("from smttask", "import labtool\nfrom smttask")
                         .replace("x * k", "x * k * labtool.FACTOR"))
     assert tasks.scale(x=1.0, k=3).run() == 6.0

@@ -85,6 +85,14 @@ def test_tags_and_comments_are_saved(filled):
     assert len(RSView().filter.tags("upstream")) == 3
     again.remove_tag("good")
     assert "good" not in RSView().get(rec.label).tags
+    # One write for both, seen alike by Sumatra (its tag rows) and by smttask (the column).
+    again.edit(add_tags=["checked"], remove_tags=["split"], comment="second look")
+    ours = RSView().get(rec.label)
+    sumatras = provenance.get_record(proj.project, rec.label)
+    assert ours.tags == set(sumatras.tags) == {"checked", "_finished_"}
+    assert ours.outcome == sumatras.outcome and ours.outcome.endswith("looks right\nsecond look")
+    with pytest.raises(KeyError):
+        provenance.edit_record(proj.project, "20000101-000000_nosuch", add_tags=("x",))
 
 
 def test_table_and_html(filled):

@@ -50,8 +50,10 @@ __all__ = [
     "details",
     "edit_record",
     "find_providers",
+    "installed_version",
     "get_record",
     "is_record_form",
+    "provider",
     "recorder",
     "script_arguments",
 ]
@@ -104,7 +106,7 @@ def _version(dist: str) -> str:
 
 
 @functools.cache
-def _provider(module: str) -> tuple[str, str]:
+def provider(module: str) -> tuple[str, str]:
     """(distribution name, version) of the distribution providing a top-level module
     (``(module, "unknown")`` if none is found).
 
@@ -119,6 +121,15 @@ def _provider(module: str) -> tuple[str, str]:
     if dist is None:
         return module, "unknown"
     return str(dist.metadata["Name"]), str(dist.version)
+
+
+def installed_version(module: str) -> str:
+    """The version installed now of the distribution providing ``module`` ('' if none):
+    read afresh each call (:func:`provider` keeps what it found first)."""
+    try:
+        return importlib.metadata.version(provider(module)[0])
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _imported_packages() -> list[tuple[str, str]]:
@@ -138,7 +149,7 @@ def find_providers() -> None:
     """Look up the distributions of the packages imported so far (a worker pool's fork
     server does it once for all its workers)."""
     for name, _ in _imported_packages():
-        _provider(name)
+        provider(name)
 
 
 _deps_cache: dict[tuple[int, str | None], list[Any]] = {}
@@ -157,7 +168,7 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
         if path.startswith(root) and commit:
             version, source = commit, "project"
         else:
-            source, version = _provider(name)
+            source, version = provider(name)
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
         deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
     deps.append(Dependency("python", sys.executable[-200:], platform.python_version(), "",
@@ -369,18 +380,22 @@ def edit_record(
     remove_tags: tuple[str, ...] = (),
     comment: str | None = None,
 ) -> tuple[set[str], str]:
-    """Add or remove tags, or append a comment to the outcome; the new (tags, outcome)."""
-    store = bootstrap(project)
-    with translated(f"cannot edit record {label}"), writing(project):
-        record = store.get(project.name, label)
-        for tag in add_tags:
-            record.tags.add(tag)
-        for tag in remove_tags:
-            record.tags.discard(tag)
+    """Add or remove tags, or append a comment to the outcome, in one short transaction;
+    the new (tags, outcome). KeyError if there is no record ``label``."""
+    bootstrap(project)
+    writer = SqlWriter(project.name)
+    with translated(f"cannot edit record {label}"), writing_sql(project) as sql:
+        row = sql.one("SELECT db_id, tags, outcome FROM django_store_record "
+                      "WHERE project_id = %s AND label = %s", [project.name, label])
+        if row is None:
+            raise KeyError(label)
+        db_id, column, outcome = row
+        tags = ({t for t in (column or "").split(",") if t} | set(add_tags)) - set(remove_tags)
         if comment:
-            record.outcome = f"{record.outcome}\n{comment}" if record.outcome else comment
-        store.save(project.name, record)
-    return set(record.tags), record.outcome
+            outcome = f"{outcome}\n{comment}" if outcome else comment
+        writer.update(sql, writer.stored(sql, db_id, label), {"outcome": outcome or ""}, tags,
+                      outputs=(), dependencies=[], platforms=[])
+    return tags, outcome or ""
 
 
 def delete_records(project: Project, labels: list[str]) -> int:

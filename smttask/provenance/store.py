@@ -225,14 +225,16 @@ def _configure_django(db: dict[str, Any]) -> None:
     # ``migrate`` in every process). Setting them ourselves skips both; a Sumatra release
     # that renames them breaks here, at the first store access, not silently.
     """
-    import django
+    from django.apps import apps
     from django.conf import settings
     from sumatra.recordstore import django_store as ds
 
     ds.db_config._settings["DATABASES"] = {"default": db}
     ds.db_config._n_databases = 1
-    settings.configure(**{**ds.db_config._settings, "DEBUG": False})
-    django.setup()
+    # No logging set-up of Django's (its e-mail handler imports its views and URLs), no
+    # URL prefix: django.setup() less a tenth of a second of imports per process.
+    settings.configure(**{**ds.db_config._settings, "DEBUG": False, "LOGGING_CONFIG": None})
+    apps.populate(settings.INSTALLED_APPS)
     ds.db_config.configured = True  # we migrate ourselves, once, under the lock
 
 

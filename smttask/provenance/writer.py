@@ -301,6 +301,13 @@ class SqlWriter:
         sql.batch(statements)
         record.tags = set(tags)
 
+    def stored(self, sql: Sql, db_id: int, label: str) -> StoredRecord:
+        """The identity of an existing record, with the tags its tag rows give it."""
+        rows = sql.all("SELECT t.name FROM django_store_taggeditem i JOIN django_store_tag t "
+                       "ON t.id = i.tag_id WHERE i.object_id = %s AND i.content_type_id = %s",
+                       [db_id, self._record_type()])
+        return StoredRecord(db_id, label, {name for (name,) in rows})
+
     def _tag_rows(self, sql: Sql, db_id: int, tags: Iterable[str]) -> list[Statement]:
         return _inserts("django_store_taggeditem", "object_id, content_type_id, tag_id",
                         [(db_id, self._record_type(), self._tag_id(sql, t))

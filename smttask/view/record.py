@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,17 +168,20 @@ class RecordView:
         return reproduce([self], rtol=rtol, atol=atol, tag=tag)[0]
 
     def add_tag(self, *tags: str) -> None:
-        self._edit(add_tags=tags)
+        self.edit(add_tags=tags)
 
     def remove_tag(self, *tags: str) -> None:
-        self._edit(remove_tags=tags)
+        self.edit(remove_tags=tags)
 
     def add_comment(self, text: str) -> None:
-        self._edit(comment=text)
+        self.edit(comment=text)
 
-    def _edit(self, **kw: Any) -> None:
+    def edit(self, *, add_tags: Iterable[str] = (), remove_tags: Iterable[str] = (),
+             comment: str | None = None) -> None:
+        """Add and remove tags and append a comment to the outcome, in one write."""
         self._row["tags"], self._row["outcome"] = provenance.edit_record(
-            self.project, self.label, **kw)
+            self.project, self.label, add_tags=tuple(add_tags),
+            remove_tags=tuple(remove_tags), comment=comment)
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables: label, task, status, duration, reason, version."""
