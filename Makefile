@@ -18,8 +18,11 @@ venv: $(VENV)/.installed
 # pseudo-terminal, and a second worker keeps the core busy meanwhile.
 TEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
+# Bytecode is cached as on any user's machine, even where PYTHONDONTWRITEBYTECODE is set:
+# otherwise each of the suite's ~170 Python processes compiles smttask again, and each
+# worker rewrites every test module's asserts.
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The loaders' fuzz suite at twenty times its CI size (about 200,000 cases; docs/security.md).
 fuzz: venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -94,6 +95,8 @@ class Proj:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
+        if path.suffix == ".py":  # a rewrite within the second, same size: stale bytecode
+            Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)
         return path
 
     def commit(self, message: str = "work") -> None:
@@ -176,7 +179,7 @@ def new_proj(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proj]:
     p = Proj(root)
     p.git("init", "-q", "-b", "main")
     p.write("smttask.toml", CONFIG)
-    p.write(".gitignore", ".smt/\ndata/\ntasks/\n")
+    p.write(".gitignore", ".smt/\ndata/\ntasks/\n__pycache__/\n")
     p.write(f"{p.pkg}/__init__.py", "")
     p.write("reports/notes.md", "# notes\n")
     p.commit("init")

@@ -306,7 +306,7 @@ def test_a_full_record_store_leaves_no_linked_result(proj):
             pytest.skip("this machine cannot mount a tmpfs for the record store")
         text = (proj.root / "smttask.toml").read_text()
         proj.write("smttask.toml", text + f'\n[record_store]\nurl = "{store}/records"\n')
-        proj.write(".gitignore", ".smt/\ndata/\ntasks/\nstore/\n")
+        proj.write(".gitignore", ".smt/\ndata/\ntasks/\n__pycache__/\nstore/\n")
         tasks = proj.module(STORE_FILLER)
         with pytest.raises(RecordStoreError, match="full"):
             tasks.fills(x=1).run()
@@ -387,7 +387,7 @@ def test_untracked_code_blocks_a_recorded_run(proj, monkeypatch):
 
 
 def test_ignored_code_inside_the_package_blocks_too(proj):
-    proj.write(".gitignore", ".smt/\ndata/\ntasks/\nsecret_*.py\n")
+    proj.write(".gitignore", ".smt/\ndata/\ntasks/\n__pycache__/\nsecret_*.py\n")
     proj.write(f"{proj.pkg}/secret_helper.py", "K = 3\n")
     tasks = proj.module(f"""
         from smttask import RecordedTask
