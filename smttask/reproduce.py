@@ -16,6 +16,7 @@ under other versions is reported as such. The outcome goes back onto the record:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -182,16 +183,18 @@ def _current_version(name: str) -> str:
     return installed_version(name)
 
 
-def package_changes(recorded: Iterable[tuple[str, str]], skip: Iterable[str] = ()
-                    ) -> list[PackageChange]:
+def package_changes(recorded: Iterable[tuple[str, str]], skip: Iterable[str] = (), *,
+                    current: Callable[[str], str] = _current_version) -> list[PackageChange]:
     """The recorded (name, version) pairs whose version differs in this environment;
-    names in ``skip`` (the project's own packages) are left out."""
+    names in ``skip`` (the project's own packages) are left out. ``current`` gives the
+    installed version of a module's distribution (one lookup per name and reproduce call:
+    pass a memoized one)."""
     skipped = set(skip)
     changes = []
     for name, version in recorded:
         if name in skipped or name in sys.stdlib_module_names:
             continue
-        now = _current_version(name)
+        now = current(name)
         if now != version and not (version == "unknown" and not now):
             changes.append(PackageChange(name, version, now))
     return changes
@@ -274,6 +277,7 @@ def reproduce(records: Iterable[RecordView], *, rtol: float = 0.0, atol: float =
     root = repo.repo_root(project.root)
     inside = project.root.relative_to(root)
     results: dict[str, Reproduction] = {}
+    versions = functools.cache(_current_version)  # installed versions, read once per call
     runnable = []
     for record in records:
         if record.status == "finished":
@@ -302,7 +306,8 @@ def reproduce(records: Iterable[RecordView], *, rtol: float = 0.0, atol: float =
             rep = Reproduction(record.label, record.taskname, commit, FAILED, why)
             if record.label in answers:
                 judge(answers[record.label], rep)
-            rep.packages = package_changes(details.packages, project.packages)
+            rep.packages = package_changes(details.packages, project.packages,
+                                           current=versions)
             results[record.label] = rep
             if tag:
                 _store(record, rep)
