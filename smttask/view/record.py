@@ -185,9 +185,10 @@ class RecordView:
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables: label, task, status, duration, reason, version."""
-        return {"label": self.label, "timestamp": self.timestamp, "task": self.taskname,
-                "status": self.status, "duration": self.duration, "reason": self.reason,
-                "version": (self.version or "")[:10]}
+        row = self._row  # listings make one per record: no property calls
+        return {"label": row["label"], "timestamp": row["timestamp"], "task": self.taskname,
+                "status": self.status, "duration": row["duration"], "reason": row["reason"],
+                "version": (row["version"] or "")[:10]}
 
     def _repr_html_(self) -> str:
         from ..display import record_html
