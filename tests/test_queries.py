@@ -72,3 +72,16 @@ def test_rows_are_newest_first_with_tags_as_sets(store):
     assert [r["timestamp"] for r in rows] == sorted((r["timestamp"] for r in rows),
                                                     reverse=True)
     assert all(isinstance(r["tags"], set) for r in rows)
+
+
+def test_a_listing_without_parameters_reads_them_when_asked(store):
+    """Listings leave the parameters in the database; a record's inputs, task and status
+    are still all there when asked for."""
+    from smttask.view import RecordStoreView
+
+    full = RecordStoreView.select(Query(tasknames=True))
+    lean = RecordStoreView.select(Query(tasknames=True, parameters=False))
+    assert all("parameters__content" not in row for row in lean._records)
+    assert lean.summaries() == full.summaries() == [r.summary() for r in full]
+    assert [r.inputs for r in lean] == [r.inputs for r in full]
+    assert [r.taskname for r in lean] == [r.taskname for r in full]

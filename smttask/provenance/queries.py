@@ -52,6 +52,9 @@ class Query:
     #: Read each row's task name (``taskname``) with it, in the database where it can
     #: (for listings: parsing every record's parameters in Python costs seconds).
     tasknames: bool = False
+    #: Read each row's parameters (``parameters__content``); listings that show no
+    #: inputs leave them in the database (a RecordView reads them when asked).
+    parameters: bool = True
 
     @property
     def pushed_tags(self) -> tuple[str, ...]:
@@ -94,8 +97,9 @@ def rows(project: Project, query: Query | None = None, *,
     check = bool(query.tags or query.tasks or query.statuses)
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
-        if query.tasknames and row.get("taskname") is None:  # ORM, or text SQLite cannot read
-            row["taskname"] = _taskname(row["parameters__content"])
+        if query.tasknames and row.get("taskname") is None and "parameters__content" in row:
+            row["taskname"] = _taskname(row["parameters__content"])  # ORM, or text SQLite
+            # cannot read (else the RecordView reads the parameters when asked)
         if not check or query.keeps(row["tags"]):
             result.append(row)
             if query.limit is not None and len(result) >= query.limit:
@@ -164,9 +168,10 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
     for tag in query.pushed_tags:
         where.append("instr(r.tags, ?) > 0")
         args.append(tag)
+    fields: tuple[str, ...] = tuple(
+        f for f in ROW_FIELDS if query.parameters or f != "parameters__content")
     columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
-                        for c in ROW_FIELDS)
-    fields: tuple[str, ...] = ROW_FIELDS
+                        for c in fields)
     if query.tasknames:
         columns += f", {_TASKNAME_SQL}"
         args.insert(0, RECORD_FORMAT)

@@ -47,6 +47,9 @@ class RecordView:
     @cached_property
     def params(self) -> dict[str, Any]:
         """The task description stored as the record's parameters."""
+        if "parameters__content" not in self._row:  # a listing's row: read them now
+            [row] = provenance.rows(self.project, provenance.Query(labels=(self.label,)))
+            self._row["parameters__content"] = row["parameters__content"]
         try:
             return json.loads(self._row["parameters__content"])
         except (TypeError, ValueError):
@@ -87,13 +90,8 @@ class RecordView:
     @property
     def status(self) -> str:
         """finished, crashed, killed, running; or lost: running, but its process is gone."""
-        for tag in self._row["tags"]:
-            if tag.startswith("_") and tag.endswith("_"):
-                status = tag.strip("_")
-                if status == "running" and self.lost_because():
-                    return "lost"
-                return status
-        return ""
+        status = _status_tag(self._row["tags"])
+        return "lost" if status == "running" and self.lost_because() else status
 
     def lost_because(self) -> str:
         """Why a running record is lost ('' if it is not, or not running)."""
@@ -185,10 +183,7 @@ class RecordView:
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables: label, task, status, duration, reason, version."""
-        row = self._row  # listings make one per record: no property calls
-        return {"label": row["label"], "timestamp": row["timestamp"], "task": self.taskname,
-                "status": self.status, "duration": row["duration"], "reason": row["reason"],
-                "version": (row["version"] or "")[:10]}
+        return summary_of(self._row, self.project)
 
     def _repr_html_(self) -> str:
         from ..display import record_html
@@ -198,3 +193,23 @@ class RecordView:
     def __repr__(self) -> str:
         return f"<RecordView {self.label} {self.taskname} {self.status}>"
 
+
+def _status_tag(tags: Iterable[str]) -> str:
+    """The status a record's tags give (``_finished_`` → finished), '' if none."""
+    for tag in tags:
+        if tag[:1] == "_" and tag[-1:] == "_" and len(tag) > 2:
+            return tag[1:-1]
+    return ""
+
+
+def summary_of(row: dict[str, Any], project: config.Project) -> dict[str, Any]:
+    """:meth:`RecordView.summary` of a row, without a RecordView unless the row needs one
+    (a running record, which may be lost; a task name not read with the row): listings
+    make one per record."""
+    status, task = _status_tag(row["tags"]), row.get("taskname")
+    if status == "running" or task is None:
+        record = RecordView(row, project)
+        status, task = record.status, record.taskname
+    return {"label": row["label"], "timestamp": row["timestamp"], "task": str(task),
+            "status": status, "duration": row["duration"], "reason": row["reason"],
+            "version": (row["version"] or "")[:10]}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config, provenance
 from ..errors import UsageError
 from ..provenance import Query
-from .record import RecordView
+from .record import RecordView, summary_of
 from .values import flatten_inputs, lookup, parse_condition, parse_when, summarize
 
 if TYPE_CHECKING:
@@ -193,6 +193,11 @@ class RecordStoreView:
         from ..reproduce import reproduce
 
         return reproduce(self, rtol=rtol, atol=atol, tag=tag)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """:meth:`RecordView.summary` of every record: label, timestamp, task, status,
+        duration, reason, version."""
+        return [summary_of(row, self.project) for row in self._records]
 
     def table(self, params: list[str] | None = None) -> list[dict[str, Any]]:
         """One summary dict per record, with the inputs as dotted columns (``params``:
