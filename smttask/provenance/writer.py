@@ -2,7 +2,8 @@
 
 Sumatra's own ``save()`` makes about 40 ORM round trips per record. Here, the rows every
 record of a process shares (project, executable, repository, launch mode, datastores,
-dependencies, platform, tags) are resolved once with Sumatra's own get-or-create (so they
+dependencies, platform, tags) are found or made once per process, matched on the fields
+Sumatra's get-or-create matches on and prepared by the models' own Django fields (so they
 are exactly the rows Sumatra would use), and each record then costs one short
 transaction of plain SQL. The result is indistinguishable from Sumatra's: ``smt list``,
 ``smt view``, smtweb and Sumatra's ORM read and edit these records as their own.
