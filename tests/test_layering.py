@@ -4,6 +4,7 @@ who builds datastore paths. A change that crosses a seam fails here, with the li
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 ALLOWED_UP = {("task", "taskfile"), ("task", "graph"), ("task", "display")}
 
 
+@functools.cache  # parsed once for all the tests here (read-only)
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(PKG.rglob("*.py")):
