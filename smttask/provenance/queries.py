@@ -97,9 +97,10 @@ def rows(project: Project, query: Query | None = None, *,
     check = bool(query.tags or query.tasks or query.statuses)
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
+        # No task name from the ORM, or from text SQLite's JSON cannot read (NaN); without
+        # the parameters in the row, a RecordView reads them when asked.
         if query.tasknames and row.get("taskname") is None and "parameters__content" in row:
-            row["taskname"] = _taskname(row["parameters__content"])  # ORM, or text SQLite
-            # cannot read (else the RecordView reads the parameters when asked)
+            row["taskname"] = _taskname(row["parameters__content"])
         if not check or query.keeps(row["tags"]):
             result.append(row)
             if query.limit is not None and len(result) >= query.limit:
