@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 
@@ -15,6 +16,7 @@ from smttask.view import RecordStoreView
 
 TASKS = """
 import sys
+from importlib.metadata import version
 from smttask import RecordedTask
 
 @RecordedTask
@@ -43,6 +45,9 @@ def records(proj):
 
 
 def test_record_holds_the_provenance_of_a_run(proj, capsys):
+    import git  # noqa: F401  (installed as GitPython)
+    import yaml  # noqa: F401  (installed as PyYAML)
+
     tasks = proj.module(TASKS)
     task = tasks.square(x=3, reason="check the record")
     assert task.run() == 9.0
@@ -68,6 +73,8 @@ def test_record_holds_the_provenance_of_a_run(proj, capsys):
 
     assert deps["numpy"].version == numpy.__version__
     assert deps["pydantic"].version == pydantic.__version__
+    for module, dist in [("numpy", "numpy"), ("git", "GitPython"), ("yaml", "PyYAML")]:
+        assert (deps[module].source, deps[module].version) == (dist, version(dist))
     assert deps[proj.pkg].version == rec.version  # the project's own code: its commit
     assert rec.platforms and rec.platforms[0].system_name
     assert rec.user == "Test Scientist <scientist@example.org>"
@@ -254,6 +261,7 @@ def test_repository_without_commit_is_refused(tmp_path, monkeypatch):
 
 WORKER = """
 import sys
+from importlib.metadata import version
 from {pkg}.tasks import square
 for i in range(int(sys.argv[1]), int(sys.argv[1]) + 5):
     square(x=i).run()

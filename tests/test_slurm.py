@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from smttask.view import RecordStoreView
 pytestmark = pytest.mark.xdist_group("slurm")
 
 TASKS = """
+import os
 import time
 from pathlib import Path
 from smttask import RecordedTask
@@ -120,3 +122,16 @@ def test_several_task_files_per_array_element(proj, slurm):
     elements = {line.split()[0] for line in status}
     assert len(status) == 5 and len(elements) == 3  # 2 + 2 + 1
     assert len(provenance.labels(proj.project)) == 5
+
+
+def test_auto_packing_spreads_short_tasks_over_the_idle_cpus(proj, slurm):
+    """Tasks known to be short (from an earlier record) are packed many to an element,
+    but over as many elements as the cluster has idle CPUs, not into one."""
+    tasks = proj.module(TASKS)
+    assert tasks.square(x=1.0).run() == 1.0  # its record says how long a square takes
+    for x in range(2, 8):
+        tasks.square(x=float(x)).save(proj.root / "tasks")
+    out = proj.cli("run", "--executor", "slurm", "tasks")
+    assert out.returncode == 0 and "6 ran" in out.stderr, out.stderr
+    elements = {line.split()[0] for line in proj.cli("run", "--status").stdout.splitlines()}
+    assert len(elements) == min(6, os.cpu_count() or 1)  # the test node: one CPU per core

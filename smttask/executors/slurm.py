@@ -39,7 +39,8 @@ from ..jobs import (
     upstream,
 )
 
-__all__ = ["ELEMENT_STARTUP", "SlurmExecutor", "parameters", "status", "tasks_per_job"]
+__all__ = ["ELEMENT_STARTUP", "SlurmExecutor", "idle_cpus", "parameters", "status",
+           "tasks_per_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +80,12 @@ def _element(settings: WorkerSettings, messages: list[Message], commit: str | No
             return [Report(JobState.FAILED, error=moved) for _ in messages]
         repo.pin(checked)
     reports: list[Report] = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         if reports and reports[-1].state is JobState.KILLED:
             reports.append(Report(JobState.KILLED, error="interrupted"))
             continue
         if project is not None:
-            task = taskfile.load(msg[0], allow=settings.allow)
-            missing = [up.taskname for up in upstream(task) if not on_disk(project, up)]
+            missing = [up.taskname for up in upstream(tasks[i]) if not on_disk(project, up)]
             if missing:
                 reports.append(Report(JobState.FAILED,
                                       error=f"upstream {missing[0]} did not finish"))
@@ -94,10 +94,15 @@ def _element(settings: WorkerSettings, messages: list[Message], commit: str | No
     return reports
 
 
-def _element_report(result_pickle: Path, slot: int) -> Report:
-    """The report for one slot from an element's result file (submitit's pickle)."""
-    with open(result_pickle, "rb") as f:
-        outcome, payload = pickle.load(f)
+def _element_report(result_pickle: Path, slot: int,
+                    read: dict[Path, tuple[str, Any]] | None = None) -> Report:
+    """The report for one slot from an element's result file (submitit's pickle; read
+    once per ``read`` cache)."""
+    read = {} if read is None else read
+    if result_pickle not in read:
+        with open(result_pickle, "rb") as f:
+            read[result_pickle] = pickle.load(f)
+    outcome, payload = read[result_pickle]
     if outcome == "success":
         return payload[slot]
     lines = [ln for ln in str(payload).strip().splitlines() if ln.strip()]
@@ -134,18 +139,44 @@ ELEMENT_STARTUP = 2.0
 UNKNOWN_DURATION = 0.5
 
 
-def tasks_per_job(jobs: list[Job], options: SlurmSection, expected: dict[str, float]) -> int:
-    """The task files per array element: the option when it is a number; with "auto",
+def idle_cpus(partition: str | None) -> int | None:
+    """The CPUs idle now in the partitions named (comma-separated), or in the default
+    partition; None if sinfo cannot tell."""
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P %C"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    wanted = set(partition.split(",")) if partition else None
+    idle = None
+    for line in proc.stdout.splitlines():
+        name, _, cpus = line.strip().partition(" ")
+        counts = cpus.split("/")  # allocated/idle/other/total
+        chosen = name.rstrip("*") in wanted if wanted else name.endswith("*")
+        if chosen and len(counts) == 4 and counts[1].isdigit():
+            idle = (idle or 0) + int(counts[1])
+    return idle if proc.returncode == 0 else None
+
+
+def tasks_per_job(jobs: list[Job], options: SlurmSection, expected: dict[str, float],
+                  idle: int | None = None) -> int:
+    """The task files per array element: the option when it is a number. With "auto",
     enough tasks that an element's start-up (ELEMENT_STARTUP) costs at most as much as the
     tasks it runs (so each task costs at most twice its own time), from their typical
-    durations; tasks longer than the start-up run one per element."""
+    durations; tasks longer than the start-up run one per element. Short tasks are still
+    spread over the ``idle`` CPUs (at most ``array_parallelism`` elements), so that the
+    batch runs on as many CPUs as the local pool would have."""
     if options.tasks_per_job != "auto":
         return max(1, int(options.tasks_per_job))
     if not jobs:
         return 1
     durations = [expected.get(j.task.taskname, UNKNOWN_DURATION) for j in jobs]
     mean = max(sum(durations) / len(durations), 1e-3)
-    return max(1, min(math.ceil(ELEMENT_STARTUP / mean), len(jobs)))
+    size = max(1, min(math.ceil(ELEMENT_STARTUP / mean), len(jobs)))
+    if idle:
+        slots = min(len(jobs), options.array_parallelism, max(1, idle // options.cpus))
+        size = min(size, math.ceil(len(jobs) / slots))
+    return size
 
 
 @dataclass
@@ -203,7 +234,9 @@ class SlurmExecutor:
                 after: list[str], commit: str | None) -> str:
         """Submit ``jobs`` as one array (``tasks_per_job`` per element); its job id."""
         executor = self._executor(folder, after)
-        size = tasks_per_job(jobs, self.options, self.expected)
+        idle = idle_cpus(self.options.partition) if self.options.tasks_per_job == "auto" \
+            else None
+        size = tasks_per_job(jobs, self.options, self.expected, idle)
         chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         try:
             messages = [[message(job, settings.root) for job in chunk] for chunk in chunks]
@@ -230,27 +263,33 @@ class SlurmExecutor:
 
     def _follow(self, batch: BatchResult, settings: WorkerSettings, folder: Path,
                 notify: Event, arrays: set[str], commit: str | None) -> None:
-        """Collect results as they appear; elements gone from the queue without one failed."""
+        """Collect results as they appear (result files looked for ten times a second, the
+        queue asked once a second); elements gone from the queue without one failed."""
         gone_since: dict[str, float] = {}
+        live: set[str] | None = None
+        asked = 0.0
         try:
             while True:
                 running = [j for j in batch.jobs if j.state is JobState.RUNNING]
                 if not running:
                     return
-                live = _live_ids(arrays)
                 now = time.time()
+                if now - asked >= 1.0:
+                    live, asked = _live_ids(arrays), now
+                read: dict[Path, tuple[str, Any]] = {}
                 for job in running:
-                    report = self._report(job, live, gone_since, now)
+                    report = self._report(job, live, gone_since, now, read)
                     if report is None:
                         continue
                     if report.state is JobState.FAILED and job.log:
                         report.error = f"{report.error} (log: {job.log})"
                     if job.settle(report, self.retries):
                         notify("finished", job, batch)
-                    else:  # retry: a new one-element array
+                    else:  # retry: a new one-element array, in the queue's next answer
                         arrays.add(self._submit([job], settings, folder, [], commit))
+                        asked = 0.0
                         notify("started", job, batch)
-                time.sleep(0.5)
+                time.sleep(0.1)
         except KeyboardInterrupt:
             batch.interrupted = True
             subprocess.run(["scancel", "--signal=INT", *sorted(arrays)], capture_output=True)
@@ -260,20 +299,23 @@ class SlurmExecutor:
                     job.error = "interrupted; the SLURM jobs were signalled"
 
     @staticmethod
-    def _report(job: Job, live: set[str] | None, gone_since: dict[str, float], now: float
-                ) -> Report | None:
+    def _report(job: Job, live: set[str] | None, gone_since: dict[str, float], now: float,
+                read: dict[Path, tuple[str, Any]]) -> Report | None:
         """The report of a job's element if it ended, else None."""
         sj = job.handle
         result = Path(sj.paths.result_pickle)
         if result.exists():
-            return _element_report(result, job.slot)
-        if live is not None and job.slurm_id not in live:
-            first_seen = gone_since.setdefault(job.slurm_id or "", now)
-            if now - first_seen < 10:  # the result file may still be on its way
-                return None
-            return Report(JobState.FAILED, error="the SLURM job ended without a result (time "
-                                                 "limit, memory or node failure?)")
-        return None
+            return _element_report(result, job.slot, read)
+        if live is None:
+            return None
+        if job.slurm_id in live:
+            gone_since.pop(job.slurm_id or "", None)
+            return None
+        first_seen = gone_since.setdefault(job.slurm_id or "", now)
+        if now - first_seen < 10:  # the result file may still be on its way
+            return None
+        return Report(JobState.FAILED, error="the SLURM job ended without a result (time "
+                                             "limit, memory or node failure?)")
 
 
 def status(project: config.Project | None = None) -> list[dict[str, Any]]:

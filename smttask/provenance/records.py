@@ -76,50 +76,70 @@ script_arguments: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 # --- per-process facts -------------------------------------------------------------------
 
-@functools.cache
-def _owners() -> dict[str, importlib.metadata.Distribution]:
-    """Top-level module name -> the installed distribution providing it (the first on the
-    path), from each distribution's top_level.txt or else the first part of each path in
-    its RECORD. Plain string work: importlib's packages_distributions() builds a Path for
-    every installed file (0.9 s with 200 distributions, in every process that records)."""
-    owners: dict[str, importlib.metadata.Distribution] = {}
-    for dist in importlib.metadata.distributions():
-        names = (dist.read_text("top_level.txt") or "").split()
-        if not names:
-            for line in (dist.read_text("RECORD") or "").splitlines():
-                top, slash, _ = line.partition(",")[0].partition("/")
-                name = top if slash else inspect.getmodulename(top)
-                if name:
-                    names.append(name)
-        for name in names:
-            if name.isidentifier():
-                owners.setdefault(name, dist)
-    return owners
+def _headers(dist: importlib.metadata.Distribution) -> dict[str, str]:
+    """The one-line fields (Name, Version…) of a distribution's metadata, read from its
+    header only: the email parser importlib uses reads the whole file, long description
+    included (milliseconds per distribution, in every process that records)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.partition("\n\n")[0].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and not line[0].isspace():
+            fields.setdefault(key, value.strip())
+    return fields
 
 
 @functools.cache
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+def _metadata_dirs() -> tuple[Path, ...]:
+    """The installed distributions' metadata folders, in import-path order."""
+    found = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError), os.scandir(entry or ".") as it:
+            found += sorted(Path(e.path) for e in it
+                            if e.name.endswith((".dist-info", ".egg-info")) and e.is_dir())
+    return tuple(found)
+
+
+def _installs(dist: importlib.metadata.Distribution, module: str) -> bool:
+    """Whether ``dist`` installs the top-level ``module`` (by its top_level.txt, else by
+    the first part of each path in its RECORD)."""
+    names = (dist.read_text("top_level.txt") or "").split()
+    if names:
+        return module in names
+    for line in (dist.read_text("RECORD") or "").splitlines():
+        top, slash, _ = line.partition(",")[0].partition("/")
+        if (top if slash else inspect.getmodulename(top)) == module:
+            return True
+    return False
+
+
+def _owner(module: str) -> importlib.metadata.Distribution | None:
+    """The installed distribution providing ``module`` when it is not named like it
+    (``yaml``: PyYAML, ``git``: GitPython). Distributions whose name contains the
+    module's are asked first, then the others in import-path order."""
+    key = module.lower()
+    dirs = sorted(_metadata_dirs(), key=lambda d: key not in d.name.lower())
+    for folder in dirs:
+        dist = importlib.metadata.PathDistribution(folder)
+        if _installs(dist, module):
+            return dist
+    return None
 
 
 @functools.cache
 def provider(module: str) -> tuple[str, str]:
     """(distribution name, version) of the distribution providing a top-level module
-    (``(module, "unknown")`` if none is found).
-
-    Most distributions are named like their module; the others (``yaml``: PyYAML,
-    ``attr``: attrs) are found by the modules they install."""
-    metadata = importlib.metadata
-    dist: metadata.Distribution | None
+    (``(module, "unknown")`` if none is found)."""
+    dist: importlib.metadata.Distribution | None
     try:
-        dist = metadata.distribution(module)
-    except metadata.PackageNotFoundError:
-        dist = _owners().get(module)
+        dist = importlib.metadata.distribution(module)
+    except importlib.metadata.PackageNotFoundError:
+        dist = _owner(module)
     if dist is None:
         return module, "unknown"
+    fields = _headers(dist)
+    if "Name" in fields and "Version" in fields:
+        return fields["Name"], fields["Version"]
     return str(dist.metadata["Name"]), str(dist.version)
 
 
@@ -236,7 +256,7 @@ class Recorder:
         self.writer = SqlWriter(project.name)
         # The command a record shows, `<smttask> run <module> <task file or label>`, runs
         # the task again (Python's own version is among the record's dependencies).
-        self.executable = Executable(_smttask_command(), version=_version("smttask"),
+        self.executable = Executable(_smttask_command(), version=provider("smttask")[1],
                                      options="run", name="smttask")
         self.repository = GitRepository(str(project.root), upstream="")
         self.launch_mode = SerialLaunchMode(working_directory=str(project.root))
