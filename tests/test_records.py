@@ -293,6 +293,23 @@ def test_eight_processes_on_a_fresh_project_lose_no_record(proj):
     assert smttask.config.find_project().name == "testproj"
 
 
+def test_a_process_records_into_an_existing_store_without_django(proj):
+    """Once the store exists, a process records through a plain SQLite connection:
+    neither Django nor Sumatra is imported (half a second per process)."""
+    tasks = proj.module(TASKS)
+    tasks.square(x=1.0).run()  # the store is made (through Django)
+    out = proj.run_python(f"""
+        import sys
+        from {proj.pkg}.tasks import square
+        task = square(x=2.0)
+        task.run()
+        print(task.record_label, sorted({{"django", "sumatra"}} & set(sys.modules)))
+        """).stdout.splitlines()[-1].split()
+    assert out[1:] == ["[]"]
+    record = RecordStoreView(proj.project).get(out[0])
+    assert record.status == "finished" and record.output_files
+
+
 # --- records as Sumatra writes them -------------------------------------------------------
 
 def _store_rows(proj) -> dict[str, list[tuple]]:
@@ -328,3 +345,51 @@ def test_sumatra_saving_our_records_again_changes_no_row(proj):
     for label in provenance.labels(proj.project):
         store.save(proj.project.name, store.get(proj.project.name, label))
     assert _store_rows(proj) == before
+
+
+def _as_sumatra_stores(model, obj):
+    """The fields Sumatra 0.8.1's get_or_create_from_sumatra_object matches ``obj`` on."""
+    fields = {}
+    for field in model._meta.get_fields():
+        if not field.concrete or field.name in ("id", "output_from_record"):
+            continue
+        if hasattr(obj, field.name):
+            fields[field.name] = getattr(obj, field.name)
+        elif field.name == "type":
+            fields["type"] = type(obj).__name__
+        else:
+            fields[field.name] = str(obj.__getstate__())
+    return fields
+
+
+def test_shared_rows_are_the_ones_sumatras_objects_make(proj):
+    """The writer builds the executable, repository, launch mode, datastore, dependency
+    and platform rows without Sumatra: each is what Sumatra's own object would store."""
+    provenance.bootstrap(proj.project)  # Django set up, for Sumatra's models
+    from sumatra.datastore.filesystem import FileSystemDataStore
+    from sumatra.dependency_finder.python import Dependency
+    from sumatra.launch import SerialLaunchMode
+    from sumatra.programs import Executable
+    from sumatra.recordstore.django_store import models
+    from sumatra.versioncontrol._git import GitRepository
+
+    from smttask.provenance import records as rec
+
+    recorder = rec.Recorder(proj.project)
+    root = str(proj.root)
+    executable = recorder.shared_rows["executable_id"][1]
+    objects = {
+        "executable_id": (models.Executable, Executable(
+            executable["path"], version=executable["version"], options="run",
+            name="smttask")),
+        "repository_id": (models.Repository, GitRepository(root, upstream="")),
+        "launch_mode_id": (models.LaunchMode, SerialLaunchMode(working_directory=root)),
+        "datastore_id": (models.Datastore, FileSystemDataStore(str(proj.project.input_dir))),
+    }
+    for column, (model, obj) in objects.items():
+        assert recorder.shared_rows[column][1] == _as_sumatra_stores(model, obj), column
+    [platform_info] = SerialLaunchMode().get_platform_information()
+    assert rec._platform() == _as_sumatra_stores(models.PlatformInformation, platform_info)
+    for dep in rec.dependencies(proj.root, "abc123"):
+        sumatra_dep = Dependency(dep["name"], dep["path"], dep["version"], "", dep["source"])
+        assert dep == _as_sumatra_stores(models.Dependency, sumatra_dep)

@@ -1,13 +1,8 @@
-"""Imported by the worker pool's fork server, so that every worker starts with Sumatra and
-Django loaded and set up, and the installed packages looked up (a few hundred
-milliseconds per worker otherwise)."""
-
-import importlib
+"""Imported by the worker pool's fork server, so that every worker starts with the
+record path loaded and the installed packages looked up (a few hundred milliseconds per
+worker otherwise). Django is set up there too only for stores that need it (see
+:mod:`.preload_django`)."""
 
 from .records import find_providers
-from .store import configure_django
 
-configure_django()
-for _module in ("sumatra.parameters", "sumatra.records"):
-    importlib.import_module(_module)
 find_providers()

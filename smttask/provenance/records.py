@@ -1,11 +1,12 @@
 """Building and saving Sumatra records: a run starts ``_running_`` and ends
 ``_finished_``, ``_crashed_`` or ``_killed_``.
 
-Records are built directly as ``sumatra.records.Record``; ``Project.new_record()`` is never
-called (it scans imports for seconds, probes the network and uses the cwd's repository).
-Package versions are read in-process from ``sys.modules`` and ``importlib.metadata``, once
-per process. Labels are ``YYYYMMDD-HHMMSS_<digest prefix>`` (UTC), made unique under the
-lock: Sumatra silently replaces a record saved under an existing label.
+Records are written straight into Sumatra's tables (see .writer), as the rows Sumatra's own
+objects would be stored as; Sumatra's ``Project.new_record()`` is never called (it scans
+imports for seconds, probes the network and uses the cwd's repository). Package versions
+are read in-process from ``sys.modules`` and ``importlib.metadata``, once per process.
+Labels are ``YYYYMMDD-HHMMSS_<digest prefix>`` (UTC), made unique under the lock: Sumatra
+silently replaces a record saved under an existing label.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from .store import (
     TIMESTAMP_FORMAT,
     bootstrap,
     record_manager,
-    sumatra,
     translated,
     writing,
     writing_sql,
@@ -172,16 +172,18 @@ def find_providers() -> None:
         provider(name)
 
 
-_deps_cache: dict[tuple[int, str | None], list[Any]] = {}
+#: A row of a table Sumatra's records share (a dependency, the platform…): its fields.
+Fields = dict[str, str | None]
+
+_deps_cache: dict[tuple[int, str | None], list[Fields]] = {}
 
 
-def dependencies(project_root: Path, commit: str | None) -> list[Any]:
-    """Sumatra Dependency objects for the imported top-level packages (cached per process)."""
+def dependencies(project_root: Path, commit: str | None) -> list[Fields]:
+    """The imported top-level packages as Sumatra's Dependency rows (cached per process):
+    the project's own code at its commit, the others at their installed versions."""
     key = (len(sys.modules), commit)
     if key in _deps_cache:
         return _deps_cache[key]
-    from sumatra.dependency_finder.python import Dependency
-
     deps = []
     root = str(project_root)
     for name, path in _imported_packages():
@@ -190,24 +192,41 @@ def dependencies(project_root: Path, commit: str | None) -> list[Any]:
         else:
             source, version = provider(name)
         location = os.path.dirname(path) if path.endswith("__init__.py") else path
-        deps.append(Dependency(name[:50], location[-200:], version[:40], "", source))
-    deps.append(Dependency("python", sys.executable[-200:], platform.python_version(), "",
-                           platform.python_implementation().lower()))
+        deps.append(_dependency(name[:50], location[-200:], version[:40], source))
+    deps.append(_dependency("python", sys.executable[-200:], platform.python_version(),
+                            platform.python_implementation().lower()))
     _deps_cache[key] = deps
     return deps
 
 
-@functools.cache
-def _platforms() -> list[Any]:
-    from sumatra.launch import SerialLaunchMode
+def _dependency(name: str, path: str, version: str, source: str) -> Fields:
+    """What Sumatra's ``dependency_finder.python.Dependency(name, path, version, "",
+    source)`` stores."""
+    return {"name": name, "path": path, "version": version, "diff": "", "source": source,
+            "module": "python"}
 
-    return SerialLaunchMode().get_platform_information()
+
+@functools.cache
+def _platform() -> Fields:
+    """What Sumatra's ``LaunchMode.get_platform_information()`` stores, without its
+    network probe (smttask never looks the host's address up)."""
+    bits, linkage = platform.architecture()
+    return {"architecture_bits": bits, "architecture_linkage": linkage,
+            "machine": platform.machine(), "network_name": platform.node(),
+            "ip_addr": "127.0.0.1", "processor": platform.processor(),
+            "release": platform.release(), "system_name": platform.system(),
+            "version": platform.version()}
 
 
 def _smttask_command() -> str:
     """The path of the ``smttask`` command of this environment."""
     beside = Path(sys.executable).with_name("smttask")
     return str(beside) if beside.exists() else (shutil.which("smttask") or "smttask")
+
+
+def _status_tag(status: str) -> str:
+    """The tag of a record's status, as Sumatra's ``core.STATUS_FORMAT`` makes it."""
+    return f"_{status}_"
 
 
 # --- writing records ----------------------------------------------------------------------
@@ -245,24 +264,28 @@ class Recorder:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        bootstrap(project)
-        sumatra()
-        from sumatra.datastore.filesystem import FileSystemDataStore
-        from sumatra.launch import SerialLaunchMode
-        from sumatra.programs import Executable
-        from sumatra.versioncontrol._git import GitRepository
-
         self.store = Datastore.of(project)
         self.writer = SqlWriter(project.name)
-        # The command a record shows, `<smttask> run <module> <task file or label>`, runs
-        # the task again (Python's own version is among the record's dependencies).
-        self.executable = Executable(_smttask_command(), version=provider("smttask")[1],
-                                     options="run", name="smttask")
-        self.repository = GitRepository(str(project.root), upstream="")
-        self.launch_mode = SerialLaunchMode(working_directory=str(project.root))
-        # Both of Sumatra's datastores are the input datastore: a result file then has one
-        # data key whether a record lists it as an output or as an input.
-        self.datastore = FileSystemDataStore(str(project.input_dir))
+        root = str(project.root)
+        # The rows Sumatra's Executable, GitRepository, SerialLaunchMode and
+        # FileSystemDataStore objects would be stored as. The command a record shows,
+        # `<smttask> run <module> <task file or label>`, runs the task again (Python's own
+        # version is among the record's dependencies). Both of Sumatra's datastores are the
+        # input datastore: a result file then has one data key whether a record lists it
+        # as an output or as an input.
+        datastore: Fields = {"type": "FileSystemDataStore",
+                     "parameters": str({"root": str(project.input_dir)})}
+        self.shared_rows: dict[str, tuple[str, Fields]] = {
+            "executable_id": ("executable", {
+                "path": _smttask_command(), "name": "smttask",
+                "version": provider("smttask")[1], "options": "run"}),
+            "repository_id": ("repository", {"type": "GitRepository", "url": root,
+                                             "upstream": None}),
+            "launch_mode_id": ("launchmode", {
+                "type": "SerialLaunchMode",
+                "parameters": str({"working_directory": root, "options": None})}),
+            "datastore_id": ("datastore", datastore),
+            "input_datastore_id": ("datastore", datastore)}
         self._key_cache: dict[tuple[str, int, int], DataKeyRow] = {}
 
     @contextlib.contextmanager
@@ -277,13 +300,8 @@ class Recorder:
 
     def _shared(self, sql: Sql) -> dict[str, int]:
         """The executable, repository, launch mode and datastore rows (once per process)."""
-        w = self.writer
-        return w.remember("shared", lambda: {
-            "executable_id": w.shared_id(sql, "Executable", self.executable),
-            "repository_id": w.shared_id(sql, "Repository", self.repository),
-            "launch_mode_id": w.shared_id(sql, "LaunchMode", self.launch_mode),
-            "datastore_id": w.shared_id(sql, "Datastore", self.datastore),
-            "input_datastore_id": w.shared_id(sql, "Datastore", self.datastore)})
+        return {column: self.writer.shared_id(sql, table, fields)
+                for column, (table, fields) in self.shared_rows.items()}
 
     def _key(self, path: Path) -> DataKeyRow:
         """The data key of an input file (checksums from its sidecar when it has one)."""
@@ -302,17 +320,14 @@ class Recorder:
 
     def start(self, run: RunStart) -> Run:
         """Save a ``_running_`` record under a fresh unique label."""
-        from sumatra.core import STATUS_FORMAT
-
         now = datetime.now(UTC)
         script = run.script if run.script is not None else script_arguments.get()
         # The text Sumatra's JSONParameterSet makes (str()), so that Sumatra's own save
         # finds this row again.
         content = json.dumps(run.parameters, allow_nan=True, sort_keys=True, indent=4)
-        tags = {run.taskname, STATUS_FORMAT % "running", *run.tags}
+        tags = {run.taskname, _status_tag("running"), *run.tags}
         keys = [self._key(p) for p in run.inputs]
         with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
-            bootstrap(self.project)  # re-binds Django if another project was used since
             with writing_sql(self.project) as sql:
                 fields = {"label": f"{now:{TIMESTAMP_FORMAT}}_{run.digest[:6]}",
                           "reason": run.reason or "", "duration": None,
@@ -326,22 +341,16 @@ class Recorder:
     def finish(self, run: Run, *, status: str, duration: float, outcome: str,
                outputs: list[Written], stdout_stderr: str, diff: str | None = None) -> None:
         """Save the final state: status, duration, outcome, outputs, packages, platform."""
-        from sumatra.core import STATUS_FORMAT
-
         tags = {t for t in run.stored.tags if not (t.startswith("_") and t.endswith("_"))}
-        tags.add(STATUS_FORMAT % status)
+        tags.add(_status_tag(status))
         keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
                 for w in outputs]
         root, w = self.project.root, self.writer
         with translated(f"cannot save record {run.label}"), self._forgetting():
-            bootstrap(self.project)
             with writing_sql(self.project) as sql:  # shared rows too: under the lock
-                deps = w.remember(
-                    ("dependencies", len(sys.modules), run.commit),
-                    lambda: [w.shared_id(sql, "Dependency", d)
-                            for d in dependencies(root, run.commit)])
-                plats = w.remember("platforms", lambda: [
-                    w.shared_id(sql, "PlatformInformation", p) for p in _platforms()])
+                deps = [w.shared_id(sql, "dependency", d)
+                        for d in dependencies(root, run.commit)]
+                plats = [w.shared_id(sql, "platforminformation", _platform())]
                 fields = {"duration": duration, "outcome": outcome,
                           "stdout_stderr": stdout_stderr}
                 if diff is not None:
@@ -402,7 +411,6 @@ def edit_record(
 ) -> tuple[set[str], str]:
     """Add or remove tags, or append a comment to the outcome, in one short transaction;
     the new (tags, outcome). KeyError if there is no record ``label``."""
-    bootstrap(project)
     writer = SqlWriter(project.name)
     with translated(f"cannot edit record {label}"), writing_sql(project) as sql:
         row = sql.one("SELECT db_id, tags, outcome FROM django_store_record "

@@ -7,6 +7,10 @@ and ``.smt/project`` kept in step with smttask.toml.
   that honours locks). The store is created and migrated once, under that lock.
 - ``.smt/project`` is written from smttask.toml, atomically, only when it is missing or
   out of step; it keeps Sumatra's own ``smt`` commands working on the project.
+- Records are written by smttask's own SQL (see .writer). On a SQLite store that exists
+  and is up to date, that goes through a plain ``sqlite3`` connection, without importing
+  Django or Sumatra (half a second per process); creating a store, PostgreSQL and reads
+  through Sumatra's models use Django.
 - Errors of the database layer become one-line :class:`RecordStoreError` s at this
   boundary (:func:`store_errors`); other exceptions are bugs and pass through.
 
@@ -157,9 +161,22 @@ def writing(project: Project) -> Iterator[None]:
 
 @contextlib.contextmanager
 def writing_sql(project: Project) -> Iterator[Sql]:
-    """:func:`writing` and :func:`raw_sql` together, with one round trip less on
-    PostgreSQL: the advisory lock is sent with the first statement (or before any query
-    of Django's own, such as a get-or-create of a shared row)."""
+    """:func:`writing` and :func:`raw_sql` together: one exclusive transaction of plain
+    SQL. On a SQLite store that is ready, on a connection of its own (no Django); on
+    PostgreSQL, with one round trip less: the advisory lock is sent with the first
+    statement (or before any query of Django's own)."""
+    direct = _direct_connection(project)
+    if direct is not None:
+        with locked(project), contextlib.closing(direct.cursor()) as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield Sql(cursor, qmark=True, one_trip=False)
+            except BaseException:
+                direct.rollback()
+                raise
+            direct.commit()
+        return
+    bootstrap(project)
     from django.db import connections, transaction
 
     with locked(project), transaction.atomic(using="default"), raw_sql() as sql:
@@ -174,6 +191,35 @@ def writing_sql(project: Project) -> Iterator[Sql]:
 
         with connections["default"].execute_wrapper(lock_first):
             yield sql
+
+
+#: Plain connections to SQLite stores found ready, by (process, store path).
+_direct: dict[tuple[int, str], sqlite3.Connection] = {}
+
+
+def _direct_connection(project: Project) -> sqlite3.Connection | None:
+    """A connection of smttask's own to the project's SQLite store, if the store exists
+    with Sumatra's tables and smttask's current additions and ``.smt/project`` is in step
+    (else None: :func:`bootstrap` makes them, through Django)."""
+    key = (os.getpid(), project.record_store_url)  # a connection never crosses a fork
+    if key in _direct:
+        return _direct[key]
+    path = sqlite_path(project)
+    if path is None:
+        return None
+    # Like Django's sqlite3 connection: autocommit until BEGIN; WAL as the store was made.
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
+        row = conn.execute("SELECT value FROM smttask_meta WHERE name = 'schema'").fetchone()
+    except sqlite3.Error:  # not made yet, or made by an older smttask
+        row = None
+    if row is None or int(row[0]) < SCHEMA:
+        conn.close()
+        return None
+    _direct[key] = conn
+    return conn
 
 
 @contextlib.contextmanager

@@ -3,10 +3,11 @@
 Sumatra's own ``save()`` makes about 40 ORM round trips per record. Here, the rows every
 record of a process shares (project, executable, repository, launch mode, datastores,
 dependencies, platform, tags) are found or made once per process, matched on the fields
-Sumatra's get-or-create matches on and prepared by the models' own Django fields (so they
-are exactly the rows Sumatra would use), and each record then costs one short
-transaction of plain SQL. The result is indistinguishable from Sumatra's: ``smt list``,
-``smt view``, smtweb and Sumatra's ORM read and edit these records as their own.
+Sumatra 0.8.1's get-or-create matches on (so they are exactly the rows Sumatra would use;
+all of them text), and each record then costs one short transaction of plain SQL. No
+Django or Sumatra import is needed. The result is indistinguishable from Sumatra's:
+``smt list``, ``smt view``, smtweb and Sumatra's ORM read and edit these records as their
+own.
 
 Two additions to the database, both invisible to Sumatra: indexes on record labels and
 data-key paths, and a table mapping a hash of each parameter set's text to its row, so
@@ -21,7 +22,7 @@ import json
 import mimetypes
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import xxhash
@@ -41,17 +42,12 @@ _RECORD_COLUMNS = ("label", "reason", "duration", "main_file", "version", "outco
 
 
 def _q(name: str) -> str:
-    from django.db import connections
+    """A quoted column name (the same on SQLite and PostgreSQL)."""
+    return f'"{name}"'
 
-    return str(connections["default"].ops.quote_name(name))
 
-
-@functools.lru_cache(maxsize=8)
-def _record_insert(vendor: str) -> str:
-    """The INSERT of a record row (quoting depends on the database, ``vendor``)."""
-    columns = ", ".join(_q(c) for c in _RECORD_COLUMNS)
-    marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
-    return f"INSERT INTO django_store_record ({columns}) VALUES ({marks}) RETURNING db_id"
+_RECORD_INSERT = (f"INSERT INTO django_store_record ({', '.join(map(_q, _RECORD_COLUMNS))}) "
+                  f"VALUES ({', '.join(['%s'] * len(_RECORD_COLUMNS))}) RETURNING db_id")
 
 
 def schema_version() -> int:
@@ -101,17 +97,23 @@ def _qmark(text: str) -> str:
 
 
 class Sql:
-    """Statements on the DB-API cursor under Django's default connection, inside its
-    transaction (see ``store.raw_sql``): ``%s`` placeholders, rewritten to ``?`` for
-    SQLite. :meth:`batch` sends statements that return nothing in one round trip where
-    the driver allows it (psycopg2), one by one elsewhere; :meth:`first` runs a statement
-    with the next one, in the same round trip (there too)."""
+    """Statements on a DB-API cursor of the record store, inside a transaction (see
+    ``store.writing_sql``): ``%s`` placeholders, rewritten to ``?`` for SQLite.
+    :meth:`batch` sends statements that return nothing in one round trip where the driver
+    allows it (psycopg2), one by one elsewhere; :meth:`first` runs a statement with the
+    next one, in the same round trip (there too)."""
 
     def __init__(self, cursor: Any, qmark: bool, one_trip: bool) -> None:
         self.cursor = cursor
-        self.qmark = qmark
+        self.qmark = qmark  # SQLite
         self.one_trip = one_trip
         self._pending: list[Statement] = []
+
+    def time(self, value: datetime) -> Any:
+        """A timezone-aware time as Django stores it: naive UTC text on SQLite."""
+        if self.qmark:
+            return str(value.astimezone(UTC).replace(tzinfo=None))
+        return value
 
     def first(self, text: str, params: Sequence[Any] = ()) -> None:
         """Run a statement whose result is not needed before any other (sent with the
@@ -195,43 +197,31 @@ class SqlWriter:
             self._ids[key] = compute()
         return self._ids[key]
 
-    def shared_id(self, sql: Sql, model: str, obj: Any) -> int:
-        """The row of a Sumatra object (executable, dependency…), found or made as Sumatra's
-        get_or_create_from_sumatra_object would."""
-        from sumatra.recordstore.django_store import models
-
-        cls = getattr(models, model)
-        return self.remember((model, _identity(cls, obj)),
-                             lambda: int(_row_id(sql, cls, _sumatra_fields(cls, obj))))
+    def shared_id(self, sql: Sql, table: str, fields: dict[str, str | None]) -> int:
+        """The row of ``django_store_<table>`` (executable, dependency…) with these field
+        values, found or made as Sumatra's get_or_create_from_sumatra_object would."""
+        key = (table, *fields.items())
+        return self.remember(key, lambda: int(_row_id(sql, table, fields)))
 
     def _project_id(self, sql: Sql) -> str:
-        from sumatra.recordstore.django_store import models
-
-        self.remember(("Project", self.project), lambda: _row_id(
-            sql, models.Project, {"id": self.project}, {"name": "", "description": ""}))
+        self.remember(("project", self.project), lambda: _row_id(
+            sql, "project", {"id": self.project}, {"name": "", "description": ""}))
         return self.project
 
     def _tag_id(self, sql: Sql, name: str) -> int:
-        from sumatra.recordstore.django_store.tagging import Tag
+        return self.shared_id(sql, "tag", {"name": name})
 
-        return self.remember(("Tag", name), lambda: int(_row_id(sql, Tag, {"name": name})))
-
-    def _record_type(self) -> int:
-        def find() -> int:
-            from django.contrib.contenttypes.models import ContentType
-            from sumatra.recordstore.django_store import models
-
-            return int(ContentType.objects.get_for_model(models.Record).pk)
-
-        return self.remember("ContentType", find)
+    def _record_type(self, sql: Sql) -> int:
+        """The content type of Sumatra's Record (what its tag rows point at)."""
+        return self.remember("content type", lambda: int(sql.one(
+            "SELECT id FROM django_content_type WHERE app_label = 'django_store' AND "
+            "model = 'record'")[0]))
 
     # --- one record ---------------------------------------------------------------------------
 
     def insert(self, sql: Sql, fields: dict[str, Any], tags: set[str], parameters: str,
                inputs: Iterable[DataKeyRow]) -> StoredRecord:
         """Insert a new record (its label made unique); its database identity."""
-        from django.db import connections
-
         project = self._project_id(sql)
         digest = xxhash.xxh3_128_hexdigest(parameters.encode("utf-8", "surrogatepass"))
         base = fields["label"]
@@ -257,11 +247,9 @@ class SqlWriter:
         if fields.get("script_arguments") is None:  # a run from Python: rerun by its label
             fields = {**fields, "script_arguments": label}
         values = {**fields, "label": label, "tags": ",".join(sorted(tags)),
-                  "timestamp": connections["default"].ops.adapt_datetimefield_value(
-                      fields["timestamp"]),
+                  "timestamp": sql.time(fields["timestamp"]),
                   "parameters_id": paramset, "project_id": project}
-        db_id = sql.one(_record_insert(connections["default"].vendor),
-                        [values[c] for c in _RECORD_COLUMNS])[0]
+        db_id = sql.one(_RECORD_INSERT, [values[c] for c in _RECORD_COLUMNS])[0]
         later += self._tag_rows(sql, db_id, tags)
         keys = [self._datakey(sql, key) for key in inputs]
         later += _inserts("django_store_record_input_data", "record_id, datakey_id",
@@ -289,11 +277,11 @@ class SqlWriter:
             statements.append((
                 "DELETE FROM django_store_taggeditem WHERE object_id = %s AND content_type_id "
                 f"= %s AND tag_id IN ({', '.join(['%s'] * len(gone))})",
-                [record.db_id, self._record_type(), *(self._tag_id(sql, t) for t in gone)]))
+                [record.db_id, self._record_type(sql), *(self._tag_id(sql, t) for t in gone)]))
         statements += self._tag_rows(sql, record.db_id, tags - record.tags)
         statements += _inserts("django_store_datakey",
                                "path, digest, creation, metadata, output_from_record_id",
-                               [(*key.values(), record.db_id) for key in outputs])
+                               [(*key.values(sql), record.db_id) for key in outputs])
         statements += _inserts("django_store_record_dependencies", "record_id, dependency_id",
                                [(record.db_id, d) for d in dependencies])
         statements += _inserts("django_store_record_platforms",
@@ -306,12 +294,12 @@ class SqlWriter:
         """The identity of an existing record, with the tags its tag rows give it."""
         rows = sql.all("SELECT t.name FROM django_store_taggeditem i JOIN django_store_tag t "
                        "ON t.id = i.tag_id WHERE i.object_id = %s AND i.content_type_id = %s",
-                       [db_id, self._record_type()])
+                       [db_id, self._record_type(sql)])
         return StoredRecord(db_id, label, {name for (name,) in rows})
 
     def _tag_rows(self, sql: Sql, db_id: int, tags: Iterable[str]) -> list[Statement]:
         return _inserts("django_store_taggeditem", "object_id, content_type_id, tag_id",
-                        [(db_id, self._record_type(), self._tag_id(sql, t))
+                        [(db_id, self._record_type(sql), self._tag_id(sql, t))
                          for t in sorted(tags)])
 
     @staticmethod
@@ -329,7 +317,7 @@ class SqlWriter:
     def _datakey(sql: Sql, key: DataKeyRow) -> int:
         """The row of a data key: the existing one (a result recorded as another run's
         output, or a stored input used before) or a new one."""
-        values = key.values()
+        values = key.values(sql)
         row = sql.one("SELECT id FROM django_store_datakey WHERE path = %s AND digest = %s AND "
                       "creation = %s AND metadata = %s ORDER BY id LIMIT 1", values)
         if row is not None:
@@ -347,69 +335,25 @@ class DataKeyRow:
     created: datetime
     size: int
 
-    def values(self) -> list[Any]:
-        from django.db import connections
-
+    def values(self, sql: Sql) -> list[Any]:
         mimetype, encoding = mimetypes.guess_type(self.path)
         metadata = json.dumps({"encoding": encoding, "mimetype": mimetype, "size": self.size},
                               sort_keys=True)
-        created = connections["default"].ops.adapt_datetimefield_value(
-            self.created.replace(microsecond=0))
-        return [self.path, self.sha1, created, metadata]
+        return [self.path, self.sha1, sql.time(self.created.replace(microsecond=0)), metadata]
 
 
-def _sumatra_fields(model: Any, obj: Any) -> dict[str, Any]:
-    """The field values Sumatra's ``get_or_create_from_sumatra_object`` (0.8.1) matches a
-    Sumatra object on: each field of the model from the object's attribute of that name,
-    else its class name (``type``) or its state (``parameters``)."""
-    excluded = {"id", "record", "input_to_records", "output_from_record",
-                "output_from_record_id"}
-    fields: dict[str, Any] = {}
-    for field in model._meta.get_fields():
-        name = field.name
-        if name in excluded or not field.concrete:
-            continue
-        if hasattr(obj, name):
-            fields[name] = getattr(obj, name)
-        elif name == "type":
-            fields[name] = type(obj).__name__
-        elif name == "parameters":
-            fields[name] = str(obj.__getstate__())
-        else:
-            raise AttributeError(f"{type(obj).__name__} has no {name!r} for {model.__name__}")
-    return fields
-
-
-def _row_id(sql: Sql, model: Any, match: dict[str, Any],
+def _row_id(sql: Sql, table: str, match: dict[str, Any],
             defaults: dict[str, Any] | None = None) -> Any:
-    """The primary key of the first row of ``model`` whose fields equal ``match``; a new
-    row (with ``defaults`` too) if there is none. Django's get_or_create in two plain
+    """The id of the first row of ``django_store_<table>`` whose fields equal ``match``; a
+    new row (with ``defaults`` too) if there is none. Django's get_or_create in two plain
     statements (the caller holds the store's lock)."""
-    from django.db import connections
-
-    conn = connections["default"]
-    meta = model._meta
-    table, pk = _q(meta.db_table), _q(meta.pk.column)
-
-    def prepared(values: dict[str, Any]) -> tuple[list[str], list[Any]]:
-        fields = [meta.get_field(name) for name in values]
-        return ([_q(f.column) for f in fields],
-                [f.get_db_prep_save(v, conn) for f, v in zip(fields, values.values(),
-                                                             strict=True)])
-
-    columns, values = prepared(match)
-    where = " AND ".join(f"{c} IS NULL" if v is None else f"{c} = %s"
-                         for c, v in zip(columns, values, strict=True))
-    row = sql.one(f"SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1",
-                  [v for v in values if v is not None])
+    where = " AND ".join(f"{_q(c)} IS NULL" if v is None else f"{_q(c)} = %s"
+                         for c, v in match.items())
+    row = sql.one(f"SELECT id FROM django_store_{table} WHERE {where} ORDER BY id LIMIT 1",
+                  [v for v in match.values() if v is not None])
     if row is None:
-        columns, values = prepared({**match, **(defaults or {})})
-        row = sql.one(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                      f"({', '.join(['%s'] * len(values))}) RETURNING {pk}", values)
+        values = {**match, **(defaults or {})}
+        row = sql.one(f"INSERT INTO django_store_{table} ({', '.join(map(_q, values))}) "
+                      f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+                      list(values.values()))
     return row[0]
-
-
-def _identity(cls: Any, obj: Any) -> Any:
-    """What Sumatra's get-or-create compares for ``obj`` (a hashable key for the cache)."""
-    state = obj.__getstate__() if hasattr(obj, "__getstate__") else None
-    return (type(obj).__name__, repr(state), repr(getattr(obj, "__dict__", None)))
