@@ -103,7 +103,9 @@ def wait_for(check, timeout: float = 30.0, every: float = 0.3) -> bool:
 
 
 class Slurm:
-    """A single-node SLURM cluster (slurmctld and slurmd as root, munge auth)."""
+    """A single-node SLURM cluster (slurmctld and slurmd as root, munge auth), set to
+    schedule pending jobs at once (the main scheduler every second, no batch delay) as a
+    high-throughput site would: with the defaults an array waits 1–2.5 s to start."""
 
     def __init__(self) -> None:
         for tool in ("slurmctld", "slurmd", "munged", "sbatch", "squeue"):
@@ -132,6 +134,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,batch_sched_delay=0,sched_min_interval=0
 StateSaveLocation={d}/state
 SlurmdSpoolDir={d}/spool
 SlurmctldPidFile={d}/slurmctld.pid
