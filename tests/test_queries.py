@@ -85,3 +85,38 @@ def test_a_listing_without_parameters_reads_them_when_asked(store):
     assert lean.summaries() == full.summaries() == [r.summary() for r in full]
     assert [r.inputs for r in lean] == [r.inputs for r in full]
     assert [r.taskname for r in lean] == [r.taskname for r in full]
+
+
+def test_labels_counts_and_data_keys_agree_with_sumatras_orm(store):
+    """The plain-SQL reads (labels, count, data keys, the record of an output, a record's
+    packages, platform, diff and output) give what Sumatra's ORM gives for the store."""
+    from smttask.outputs import Datastore
+    from smttask.provenance.store import bootstrap, record_manager
+
+    records = record_manager(bootstrap(store)).filter(project__id=store.name)
+    labels = provenance.labels(store)
+    assert labels == list(records.order_by("timestamp", "db_id")
+                          .values_list("label", flat=True))
+    assert provenance.count(store) == records.count() == 9
+    outputs = provenance.output_paths(store, labels)
+    inputs = provenance.output_paths(store, labels, output=False)
+    keys = provenance.output_keys(store)
+    datastore = Datastore.of(store)
+    for record in records:
+        written = sorted(k.path for k in record.output_data.all())
+        assert sorted(outputs[record.label]) == written
+        assert sorted(p for p, _ in keys.get(record.label, [])) == written
+        assert sorted(inputs[record.label]) == sorted(k.path for k in record.input_data.all())
+        for path in written:
+            assert provenance.record_of_output(store, datastore.file_of(path)) == record.label
+    assert sum(map(len, inputs.values())) == 4  # each scale read its make's result
+    assert provenance.record_of_output(store, datastore.output_dir / "nothing.json") is None
+    for label in labels:
+        record, details = provenance.get_record(store, label), provenance.details(store, label)
+        assert details.packages == [(d.name, d.version) for d in record.dependencies]
+        assert len(details.packages) > 5
+        assert details.platforms == [f"{p.system_name} {p.release} {p.machine} on "
+                                     f"{p.network_name}" for p in record.platforms]
+        assert (details.diff, details.stdout_stderr) == (record.diff, record.stdout_stderr)
+    with pytest.raises(KeyError):
+        provenance.details(store, "no-such-label")

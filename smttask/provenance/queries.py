@@ -6,6 +6,10 @@ without building Sumatra Record objects. An existing SQLite store that follows
 smttask.toml is read directly (read-only, no Django: a listing costs milliseconds); any
 other store goes through Django's ORM. The test suite runs the same queries through both
 and compares the rows.
+
+The other reads (labels, counts, a record's data keys, the record of an output file) are
+plain SQL, run on the same read-only SQLite connection or on Django's (see
+``store.reading_sql``); tests compare them with what Sumatra's ORM says.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
 from .records import RECORD_FORMAT, is_record_form
-from .store import bootstrap, record_manager, sqlite_path, translated
+from .store import bootstrap, reading_sql, record_manager, sqlite_path, translated
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
            "record_of_output", "rows"]
@@ -193,63 +197,61 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
 
 def labels(project: Project) -> list[str]:
     """Every record label of the project, oldest first."""
-    store = bootstrap(project)
-    with translated("cannot read the record store"):
-        return list(record_manager(store).filter(project__id=project.name)
-                    .order_by("timestamp").values_list("label", flat=True))
+    with translated("cannot read the record store"), reading_sql(project) as sql:
+        return [label for (label,) in sql.all(
+            "SELECT label FROM django_store_record WHERE project_id = %s "
+            "ORDER BY timestamp, db_id", [project.name])]
 
 
 def count(project: Project) -> int:
     """The number of records of the project."""
-    store = bootstrap(project)
-    with translated("cannot read the record store"):
-        return record_manager(store).filter(project__id=project.name).count()
+    with translated("cannot read the record store"), reading_sql(project) as sql:
+        return int(sql.one("SELECT count(*) FROM django_store_record WHERE project_id = %s",
+                           [project.name])[0])
+
+
+#: A record's output data keys (``k``) and its row (``r``).
+_OUTPUTS = ("FROM django_store_datakey k JOIN django_store_record r "
+            "ON r.db_id = k.output_from_record_id WHERE r.project_id = %s")
+#: A record's input data keys (``k``) and its row (``r``).
+_INPUTS = ("FROM django_store_record r JOIN django_store_record_input_data i "
+           "ON i.record_id = r.db_id JOIN django_store_datakey k ON k.id = i.datakey_id "
+           "WHERE r.project_id = %s")
 
 
 def output_paths(project: Project, labels: list[str], *, output: bool = True
                  ) -> dict[str, list[str]]:
     """The data-key paths (relative to the datastore) of each record's outputs or inputs."""
-    bootstrap(project)
-    from sumatra.recordstore.django_store import models
-
     result: dict[str, list[str]] = {label: [] for label in labels}
-    with translated("cannot read the record store"):
-        if output:
-            keys = models.DataKey.objects.filter(output_from_record__project__id=project.name,
-                                                 output_from_record__label__in=labels)
-            pairs = keys.values_list("output_from_record__label", "path")
-        else:
-            records = models.Record.objects.filter(project__id=project.name,
-                                                   label__in=labels)
-            pairs = records.values_list("label", "input_data__path")
-        for label, path in pairs:
-            if path:
-                result[label].append(path)
+    with translated("cannot read the record store"), reading_sql(project) as sql:
+        for i in range(0, len(labels), 500):
+            chunk = labels[i:i + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            for label, path in sql.all(
+                    f"SELECT r.label, k.path {_OUTPUTS if output else _INPUTS} "
+                    f"AND r.label IN ({marks}) ORDER BY k.id", [project.name, *chunk]):
+                if path:
+                    result[label].append(path)
     return result
 
 
 def output_keys(project: Project) -> dict[str, list[tuple[str, str]]]:
     """Every record's output data keys with their SHA-1, in one query: label → keys."""
-    bootstrap(project)
-    from sumatra.recordstore.django_store import models
-
     result: dict[str, list[tuple[str, str]]] = {}
-    with translated("cannot read the record store"):
-        keys = models.DataKey.objects.filter(output_from_record__project__id=project.name)
-        for label, path, digest in keys.values_list("output_from_record__label", "path",
-                                                    "digest").iterator(chunk_size=5000):
-            result.setdefault(label, []).append((path, digest))
+    with translated("cannot read the record store"), reading_sql(project) as sql:
+        sql.execute(f"SELECT r.label, k.path, k.digest {_OUTPUTS} ORDER BY k.id",
+                    [project.name])
+        while batch := sql.cursor.fetchmany(5000):
+            for label, path, digest in batch:
+                result.setdefault(label, []).append((path, digest))
     return result
 
 
 def record_of_output(project: Project, path: Path) -> str | None:
     """The label of the record that wrote ``path`` (a file in the output datastore)."""
-    bootstrap(project)
-    from sumatra.recordstore.django_store import models
-
     keys = [Datastore.of(project).data_key(path),  # records of smttask-record/1 on
             os.path.relpath(path, project.output_dir)]  # older records
-    with translated("cannot read the record store"):
-        key = models.DataKey.objects.filter(path__in=keys,
-                                            output_from_record__project__id=project.name)
-        return key.values_list("output_from_record__label", flat=True).first()
+    with translated("cannot read the record store"), reading_sql(project) as sql:
+        row = sql.one(f"SELECT r.label {_OUTPUTS} AND k.path IN (%s, %s) ORDER BY k.id "
+                      "LIMIT 1", [project.name, *keys])
+    return None if row is None else str(row[0])

@@ -32,6 +32,7 @@ from ..outputs import Datastore, Written, checksums, read_sidecar
 from .store import (
     TIMESTAMP_FORMAT,
     bootstrap,
+    reading_sql,
     record_manager,
     translated,
     writing,
@@ -390,14 +391,29 @@ def get_record(project: Project, label: str) -> Any:
 
 
 def details(project: Project, label: str) -> RecordDetails:
-    """The packages, platform, diff and output of the record with this label."""
-    record = get_record(project, label)
+    """The packages, platform, diff and output of the record with this label (KeyError if
+    there is none)."""
+    with translated(f"cannot read record {label}"), reading_sql(project) as sql:
+        row = sql.one("SELECT db_id, diff, stdout_stderr FROM django_store_record "
+                      "WHERE project_id = %s AND label = %s", [project.name, label])
+        if row is None:
+            raise KeyError(label)
+        db_id, diff, output = row
+        packages = sql.all(
+            "SELECT d.name, d.version FROM django_store_record_dependencies l JOIN "
+            "django_store_dependency d ON d.id = l.dependency_id WHERE l.record_id = %s "
+            "ORDER BY d.name, d.id", [db_id])  # Sumatra's order
+        platforms = sql.all(
+            "SELECT p.system_name, p.release, p.machine, p.network_name FROM "
+            "django_store_record_platforms l JOIN django_store_platforminformation p "
+            "ON p.id = l.platforminformation_id WHERE l.record_id = %s ORDER BY p.id",
+            [db_id])
     return RecordDetails(
-        packages=[(d.name, d.version) for d in record.dependencies],
-        platforms=[f"{p.system_name} {p.release} {p.machine} on {p.network_name}"
-                   for p in record.platforms],
-        diff=record.diff or "",
-        stdout_stderr=record.stdout_stderr or "",
+        packages=[(name, version) for name, version in packages],
+        platforms=[f"{system} {release} {machine} on {host}"
+                   for system, release, machine, host in platforms],
+        diff=diff or "",
+        stdout_stderr=output or "",
     )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "one_line",
     "project_file_in_step",
     "raw_sql",
+    "reading_sql",
     "run_smt_command",
     "safe_url",
     "sqlite_path",
@@ -191,6 +192,21 @@ def writing_sql(project: Project) -> Iterator[Sql]:
 
         with connections["default"].execute_wrapper(lock_first):
             yield sql
+
+
+@contextlib.contextmanager
+def reading_sql(project: Project) -> Iterator[Sql]:
+    """Plain SQL reads of the store: a read-only connection of its own to a SQLite store
+    that exists and follows smttask.toml (no Django), Django's connection otherwise."""
+    path = sqlite_path(project)
+    if path is None:
+        bootstrap(project)
+        with raw_sql() as sql:
+            yield sql
+        return
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                            timeout=30)) as db:
+        yield Sql(db.cursor(), qmark=True, one_trip=False)
 
 
 #: Plain connections to SQLite stores found ready, by (process, store path).
