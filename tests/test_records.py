@@ -16,7 +16,6 @@ from smttask.view import RecordStoreView
 
 TASKS = """
 import sys
-from importlib.metadata import version
 from smttask import RecordedTask
 
 @RecordedTask
@@ -261,7 +260,6 @@ def test_repository_without_commit_is_refused(tmp_path, monkeypatch):
 
 WORKER = """
 import sys
-from importlib.metadata import version
 from {pkg}.tasks import square
 for i in range(int(sys.argv[1]), int(sys.argv[1]) + 5):
     square(x=i).run()
@@ -308,6 +306,40 @@ def test_a_process_records_into_an_existing_store_without_django(proj):
     assert out[1:] == ["[]"]
     record = RecordStoreView(proj.project).get(out[0])
     assert record.status == "finished" and record.output_files
+
+
+def _record_in_child(x: float) -> str:
+    from smttask.provenance.store import _direct
+
+    inherited = len(_direct)
+    task = sys.modules[_TASKS_MODULE[0]].square(x=x)
+    task.run()
+    return f"{inherited} {task.record_label}"
+
+
+_TASKS_MODULE: list[str] = []
+
+
+def test_a_forked_child_records_on_its_own_connection(proj):
+    """A process forked after recording (multiprocessing's default on Linux) records on a
+    connection of its own, and the parent goes on recording on its: nothing is lost and
+    the store stays intact."""
+    import multiprocessing
+    import sqlite3
+
+    tasks = proj.module(TASKS)
+    _TASKS_MODULE[:] = [tasks.__name__]
+    tasks.square(x=1.0).run()  # the store is made
+    tasks.square(x=2.0).run()  # on the parent's plain connection
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        children = pool.map(_record_in_child, [3.0, 4.0, 5.0, 6.0])
+    assert all(line.startswith("1 ") for line in children)  # each saw the parent's
+    tasks.square(x=7.0).run()
+    labels = provenance.labels(proj.project)
+    assert len(labels) == len(set(labels)) == 7
+    assert {line.split()[1] for line in children} <= set(labels)
+    with sqlite3.connect(proj.root / ".smt/records") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 # --- records as Sumatra writes them -------------------------------------------------------

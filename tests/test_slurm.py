@@ -15,7 +15,6 @@ from smttask.view import RecordStoreView
 pytestmark = pytest.mark.xdist_group("slurm")
 
 TASKS = """
-import os
 import time
 from pathlib import Path
 from smttask import RecordedTask

@@ -209,8 +209,12 @@ def reading_sql(project: Project) -> Iterator[Sql]:
         yield Sql(db.cursor(), qmark=True, one_trip=False)
 
 
-#: Plain connections to SQLite stores found ready, by (process, store path).
+#: The plain connection to the SQLite store last written (one per process, as Django's),
+#: by (process, store path).
 _direct: dict[tuple[int, str], sqlite3.Connection] = {}
+#: Connections a forked process inherited: never used, never closed (closing one could
+#: checkpoint the parent's log under it).
+_inherited: list[sqlite3.Connection] = []
 
 
 def _direct_connection(project: Project) -> sqlite3.Connection | None:
@@ -220,6 +224,12 @@ def _direct_connection(project: Project) -> sqlite3.Connection | None:
     key = (os.getpid(), project.record_store_url)  # a connection never crosses a fork
     if key in _direct:
         return _direct[key]
+    for other in list(_direct):
+        conn = _direct.pop(other)
+        if other[0] == os.getpid():
+            conn.close()
+        else:
+            _inherited.append(conn)
     path = sqlite_path(project)
     if path is None:
         return None
