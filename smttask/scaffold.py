@@ -332,7 +332,7 @@ def init(dest: str | os.PathLike[str], answers: Answers, *, source: Path | None 
         project = replace(config.load_project(dest), password=password)
         if not project.smt_dir.exists():
             undo.created(project.smt_dir)
-        provenance.bootstrap(project)
+        provenance.ensure_store(project)
         if password:
             report.notes.append(
                 "the record store's password was used to create it and written nowhere; "

@@ -118,22 +118,28 @@ def _schema(db):
                 conn.execute("SELECT * FROM django_content_type ORDER BY id").fetchall())
 
 
-def test_every_new_store_in_a_process_is_as_migrating_makes_it(tmp_path, monkeypatch):
-    """The first new store of a process is migrated, the next ones are copies of it: same
-    tables, indexes, migrations and content types, still in WAL mode, read by Sumatra."""
+def test_every_new_store_is_as_migrating_makes_it(tmp_path, monkeypatch):
+    """The first new store of these Sumatra and Django versions on a machine is migrated,
+    the next ones are copies of it (kept in ~/.cache/smttask): same tables, indexes,
+    migrations and content types, still in WAL mode, read by Sumatra."""
     from conftest import new_proj
+    from django.core import management
 
-    monkeypatch.setattr(provenance.store, "_new_sqlite_store", [])  # this test's first: migrated
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no template yet
     stores = []
     for name in ("first", "second"):
+        if name == "second":  # a copy: no migration runs
+            monkeypatch.setattr(management, "call_command", None)
         with new_proj(tmp_path / name, monkeypatch) as p:
             task = p.module(TASKS).square(x=2)
             task.run()
             stores.append(p.root / ".smt/records")
             [rec] = records(p)
             assert rec.label == task.record_label and "_finished_" in rec.tags
+    [template] = (tmp_path / "cache/smttask").iterdir()
     first, second = (_schema(db) for db in stores)
     assert first[0] == "wal" and first[1] and first == second
+    assert _schema(template)[1:] == first[1:]
     smt = [sys.executable, "-c",
            "import sys; from sumatra.commands import list as l; l(sys.argv[1:])"]
     out = subprocess.run([*smt, "--long"], cwd=tmp_path / "second", capture_output=True,
@@ -291,21 +297,45 @@ def test_eight_processes_on_a_fresh_project_lose_no_record(proj):
     assert smttask.config.find_project().name == "testproj"
 
 
-def test_a_process_records_into_an_existing_store_without_django(proj):
-    """Once the store exists, a process records through a plain SQLite connection:
-    neither Django nor Sumatra is imported (half a second per process)."""
+def test_processes_record_without_django_once_a_store_was_made(proj, tmp_path,
+                                                               monkeypatch):
+    """Once a store was made on this machine, a process records through a plain SQLite
+    connection, into that store or into a new project's new store (a copy of the empty
+    one): neither Django nor Sumatra is imported (half a second per process)."""
+    from conftest import new_proj
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     tasks = proj.module(TASKS)
-    tasks.square(x=1.0).run()  # the store is made (through Django)
-    out = proj.run_python(f"""
+    tasks.square(x=1.0).run()  # the first store: migrated through Django
+    script = """
         import sys
-        from {proj.pkg}.tasks import square
+        from {pkg}.tasks import square
         task = square(x=2.0)
         task.run()
         print(task.record_label, sorted({{"django", "sumatra"}} & set(sys.modules)))
-        """).stdout.splitlines()[-1].split()
-    assert out[1:] == ["[]"]
-    record = RecordStoreView(proj.project).get(out[0])
-    assert record.status == "finished" and record.output_files
+        """
+    with new_proj(tmp_path / "second", monkeypatch) as second:
+        second.module(TASKS)
+        assert not (second.root / ".smt").exists()
+        for p in (proj, second):
+            out = p.run_python(script.format(pkg=p.pkg)).stdout.splitlines()[-1].split()
+            assert out[1:] == ["[]"], p.root
+            record = RecordStoreView(p.project).get(out[0])
+            assert record.status == "finished" and record.output_files
+        assert _schema(second.root / ".smt/records") == _schema(proj.root / ".smt/records")
+
+
+def test_a_corrupt_store_template_is_set_aside_for_a_migration(proj, tmp_path, monkeypatch):
+    """A damaged copy of the empty store in the cache is not copied: the new store is
+    migrated as if there were none, and the cache gets a sound copy again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = provenance.store._template()
+    template.parent.mkdir(parents=True)
+    template.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    task = proj.module(TASKS).square(x=3.0)
+    task.run()
+    assert [r.label for r in records(proj)] == [task.record_label]
+    assert provenance.store._open_template() is not None
 
 
 def _record_in_child(x: float) -> str:

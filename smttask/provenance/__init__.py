@@ -31,7 +31,15 @@ from .records import (
     recorder,
     script_arguments,
 )
-from .store import bootstrap, locked, project_file_in_step, run_smt_command, safe_url, writing
+from .store import (
+    bootstrap,
+    ensure_store,
+    locked,
+    project_file_in_step,
+    run_smt_command,
+    safe_url,
+    writing,
+)
 
 __all__ = [
     "ROW_FIELDS",
@@ -45,6 +53,7 @@ __all__ = [
     "delete_records",
     "details",
     "edit_record",
+    "ensure_store",
     "get_record",
     "installed_version",
     "labels",

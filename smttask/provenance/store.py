@@ -41,6 +41,7 @@ __all__ = [
     "TIMESTAMP_FORMAT",
     "bootstrap",
     "configure_django",
+    "ensure_store",
     "locked",
     "one_line",
     "project_file_in_step",
@@ -167,6 +168,9 @@ def writing_sql(project: Project) -> Iterator[Sql]:
     PostgreSQL, with one round trip less: the advisory lock is sent with the first
     statement (or before any query of Django's own)."""
     direct = _direct_connection(project)
+    if direct is None:
+        _sqlite_from_template(project)  # a new store: a copy of the cached empty one
+        direct = _direct_connection(project)  # made now, or by another process meanwhile
     if direct is not None:
         with locked(project), contextlib.closing(direct.cursor()) as cursor:
             cursor.execute("BEGIN IMMEDIATE")
@@ -400,9 +404,57 @@ def _store_ready() -> bool:
     return "django_store_record" in tables and schema_version() >= SCHEMA
 
 
-#: A new SQLite store's tables, as migrating made them the first time in this process:
-#: later new stores get a copy (migrating costs a fifth of a second, copying a millisecond).
-_new_sqlite_store: list[sqlite3.Connection] = []
+def _template() -> Path:
+    """Where the empty SQLite store of these Sumatra and Django versions is kept, once
+    migrated on this machine: new stores are copies (migrating costs a fifth of a second
+    and Django's import half a second more; copying, a millisecond)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return (Path(cache) / "smttask" / f"empty-store-sumatra-{_version('Sumatra')}-django-"
+            f"{_version('Django')}-{SCHEMA}.sqlite")
+
+
+def _open_template() -> sqlite3.Connection | None:
+    """The cached empty store, read-only, if there is one and it is sound."""
+    path = _template()
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        sound = (db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+                 and db.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
+                 .fetchone() == (SCHEMA,)
+                 and db.execute("SELECT count(*) FROM django_store_record").fetchone() == (0,))
+    except sqlite3.Error:
+        sound = False
+    if not sound:
+        db.close()
+        return None
+    return db
+
+
+def _copy_template(target: sqlite3.Connection) -> bool:
+    """Fill an empty SQLite database with the cached empty store, in WAL mode; False if
+    there is no sound one."""
+    template = _open_template()
+    if template is None:
+        return False
+    with contextlib.closing(template):
+        template.backup(target)
+    target.execute("PRAGMA journal_mode=WAL")
+    return True
+
+
+def _keep_template(migrated: sqlite3.Connection) -> None:
+    """Keep a copy of a just-migrated empty store as the template (best effort)."""
+    path = _template()
+    with contextlib.suppress(OSError, sqlite3.Error):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{_fs.TEMP_PREFIX}{os.getpid()}-{path.name}")
+        with contextlib.closing(sqlite3.connect(tmp)) as copy:
+            migrated.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable read-only
+        os.replace(tmp, path)
 
 
 def _create_tables() -> None:
@@ -412,17 +464,33 @@ def _create_tables() -> None:
 
     conn = connections["default"]
     empty = conn.vendor == "sqlite" and not conn.introspection.table_names()
-    if empty and _new_sqlite_store:
+    if empty:
         conn.ensure_connection()
-        _new_sqlite_store[0].backup(conn.connection)  # keeps the store's WAL mode
-        return
+        if _copy_template(conn.connection):
+            return
     management.call_command("migrate", run_syncdb=True, database="default", verbosity=0,
                             interactive=False)
     ensure_schema()
     if empty:
-        copy = sqlite3.connect(":memory:", check_same_thread=False)
-        conn.connection.backup(copy)
-        _new_sqlite_store.append(copy)
+        _keep_template(conn.connection)
+
+
+def _sqlite_from_template(project: Project) -> bool:
+    """Make the project's SQLite store from the cached empty store, and ``.smt/project``,
+    without Django; False if it cannot (no template yet, not SQLite, a store that is
+    there but not ready: :func:`bootstrap` does those)."""
+    url = project.record_store_url
+    if "://" in url or not _template().is_file():
+        return False
+    with locked(project):
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(url, timeout=30)) as db:
+            if db.execute("SELECT count(*) FROM sqlite_master").fetchone() != (0,):
+                return False  # made meanwhile, or an older store
+            if not _copy_template(db):
+                return False
+        _write_project_file(project)
+    return True
 
 
 # --- .smt/project -------------------------------------------------------------------------
@@ -454,11 +522,17 @@ def _full_state(project: Project) -> dict[str, Any]:
         "_most_recent": None,
         "label_generator": "timestamp",
         "timestamp_format": TIMESTAMP_FORMAT,
-        "sumatra_version": sumatra().__version__,
+        "sumatra_version": _version("Sumatra"),
         "allow_command_line_parameters": True,
         "ignore_parameters": False,
         "plugins": [],
     }
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution)
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:
@@ -497,17 +571,34 @@ def bootstrap(project: Project) -> Any:
         store = _bind_store(url)
         if key in _bootstrapped:
             return store
-        project_file = project.smt_dir / "project"
-        if not (_in_step(_read_state(project_file), project) and _store_ready()):
+        if not (project_file_in_step(project) and _store_ready()):
             with _migration_lock(project):
-                state = _read_state(project_file)
                 if not _store_ready():
                     _create_tables()
-                if not _in_step(state, project):
-                    merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
-                    _fs.replace(project_file, json.dumps(merged, indent=2), mode=0o600)
+                _write_project_file(project)
     _bootstrapped.add(key)
     return store
+
+
+def ensure_store(project: Project) -> None:
+    """Make ``.smt/`` follow smttask.toml and the record store exist, ready for records;
+    through Django only when there is no other way (PostgreSQL, the first store of these
+    Sumatra and Django versions on this machine, an older store to migrate)."""
+    with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
+        if _direct_connection(project) is None:
+            _sqlite_from_template(project)
+            if _direct_connection(project) is None:
+                bootstrap(project)
+
+
+def _write_project_file(project: Project) -> None:
+    """Bring ``.smt/project`` in step with smttask.toml, keeping Sumatra's other keys
+    (the caller holds the lock)."""
+    path = project.smt_dir / "project"
+    state = _read_state(path)
+    if not _in_step(state, project):
+        merged = {**_full_state(project), **(state or {}), **_desired_state(project)}
+        _fs.replace(path, json.dumps(merged, indent=2), mode=0o600)
 
 
 def safe_url(url: str) -> str:
@@ -528,8 +619,12 @@ def sqlite_path(project: Project) -> Path | None:
 def run_smt_command(project: Project | None, command: str, args: list[str]) -> None:
     """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder; its usage and
     help name it ``smttask smt COMMAND`` (without a project: only its help)."""
-    if project is not None and not project_file_in_step(project):
-        bootstrap(project)  # .smt/ follows smttask.toml
+    # .smt/ must follow smttask.toml. Sumatra configures Django itself when it is first
+    # (and may then open other stores: `smt sync`); where Django is set up already, it
+    # finds the project's store only among those bound.
+    django_set_up = "django.conf" in sys.modules and sys.modules["django.conf"].settings.configured
+    if project is not None and (django_set_up or not project_file_in_step(project)):
+        bootstrap(project)
     sumatra()
     from sumatra import commands
 
