@@ -120,3 +120,28 @@ def test_labels_counts_and_data_keys_agree_with_sumatras_orm(store):
         assert (details.diff, details.stdout_stderr) == (record.diff, record.stdout_stderr)
     with pytest.raises(KeyError):
         provenance.details(store, "no-such-label")
+
+
+def test_a_project_in_a_folder_with_uri_characters_reads_its_own_store(tmp_path, monkeypatch):
+    """SQLite is opened read-only through a URI: a project (or cache) folder whose name
+    holds ``#``, ``?`` or ``%`` still reads its own store, not a truncated path."""
+    from conftest import new_proj
+
+    from smttask.view import RecordStoreView
+
+    odd = tmp_path / "lab #2 why?%41"
+    odd.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(odd / "cache"))
+    for name in ("first", "second"):  # the second store: a copy of the cached template
+        with new_proj(odd / name, monkeypatch) as p:
+            task = p.module(TASKS).make(n=3)
+            task.run()
+            assert provenance.labels(p.project) == [task.record_label]
+            assert provenance.count(p.project) == 1
+            assert RecordStoreView(p.project).latest.label == task.record_label
+            assert [r["label"] for r in provenance.rows(p.project, engine="sqlite")] == [
+                task.record_label]
+            smt = p.cli("smt", "list")  # Sumatra's own parsing would open another file
+            assert smt.returncode == 6 and "rename the folder" in smt.stderr
+    assert provenance.store._open_template() is not None
+    assert [f.name for f in tmp_path.iterdir()] == [odd.name]  # no store at a cut path

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,14 @@ from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
 from .records import RECORD_FORMAT, is_record_form
-from .store import bootstrap, reading_sql, record_manager, sqlite_path, translated
+from .store import (
+    bootstrap,
+    read_only,
+    reading_sql,
+    record_manager,
+    sqlite_path,
+    translated,
+)
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
            "record_of_output", "rows"]
@@ -184,9 +190,7 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
     sql = (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
            f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
            "ORDER BY r.timestamp DESC, r.label DESC")
-    with translated("cannot read the record store"), \
-            contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                               timeout=30)) as db:
+    with translated("cannot read the record store"), contextlib.closing(read_only(path)) as db:
         for values in db.execute(sql, args):
             row = dict(zip(fields, values, strict=True))
             if row.get("taskname") is not None:

@@ -46,6 +46,7 @@ __all__ = [
     "one_line",
     "project_file_in_step",
     "raw_sql",
+    "read_only",
     "reading_sql",
     "run_smt_command",
     "safe_url",
@@ -176,10 +177,11 @@ def writing_sql(project: Project) -> Iterator[Sql]:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield Sql(cursor, qmark=True, one_trip=False)
+                direct.commit()
             except BaseException:
-                direct.rollback()
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
+                    direct.rollback()
                 raise
-            direct.commit()
         return
     bootstrap(project)
     from django.db import connections, transaction
@@ -198,6 +200,12 @@ def writing_sql(project: Project) -> Iterator[Sql]:
             yield sql
 
 
+def read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a SQLite file (its path quoted into a URI: a folder
+    named ``a #2`` or ``what?`` is not cut short)."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+
+
 @contextlib.contextmanager
 def reading_sql(project: Project) -> Iterator[Sql]:
     """Plain SQL reads of the store: a read-only connection of its own to a SQLite store
@@ -208,8 +216,7 @@ def reading_sql(project: Project) -> Iterator[Sql]:
         with raw_sql() as sql:
             yield sql
         return
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                            timeout=30)) as db:
+    with contextlib.closing(read_only(path)) as db:
         yield Sql(db.cursor(), qmark=True, one_trip=False)
 
 
@@ -377,7 +384,10 @@ def _bind_store(url: str) -> Any:
 
     from ..store_url import without_password
 
-    db = ds.db_config.uri_to_db(url)
+    if "://" in url:
+        db = ds.db_config.uri_to_db(url)
+    else:  # a path: Sumatra's urlparse would cut it at a '#' or '?' in a folder's name
+        db = {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.abspath(url)}
     db["OPTIONS"] = {}  # replaces the options of a database bound before
     if db["ENGINE"].endswith("sqlite3"):
         # WAL: readers never wait for a writer, and a commit costs no fsync (the log is
@@ -417,7 +427,7 @@ def _open_template() -> sqlite3.Connection | None:
     """The cached empty store, read-only, if there is one and it is sound."""
     path = _template()
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = read_only(path)
     except sqlite3.Error:
         return None
     try:
@@ -448,13 +458,16 @@ def _copy_template(target: sqlite3.Connection) -> bool:
 def _keep_template(migrated: sqlite3.Connection) -> None:
     """Keep a copy of a just-migrated empty store as the template (best effort)."""
     path = _template()
+    tmp = path.with_name(f"{_fs.TEMP_PREFIX}{os.getpid()}-{path.name}")
     with contextlib.suppress(OSError, sqlite3.Error):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{_fs.TEMP_PREFIX}{os.getpid()}-{path.name}")
-        with contextlib.closing(sqlite3.connect(tmp)) as copy:
-            migrated.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable read-only
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(tmp)) as copy:
+                migrated.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one file, readable read-only
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _create_tables() -> None:
@@ -619,6 +632,11 @@ def sqlite_path(project: Project) -> Path | None:
 def run_smt_command(project: Project | None, command: str, args: list[str]) -> None:
     """Run Sumatra's ``smt COMMAND ARGS`` on the project, in its folder; its usage and
     help name it ``smttask smt COMMAND`` (without a project: only its help)."""
+    url = project.record_store_url if project is not None else ""
+    if "://" not in url and ("#" in url or "?" in url):
+        raise RecordStoreError(f"Sumatra's own commands cannot open the record store {url}: "
+                               "they read a path as a URL and stop at its '#' or '?'; "
+                               "rename the folder, or use smttask's store commands")
     # .smt/ must follow smttask.toml. Sumatra configures Django itself when it is first
     # (and may then open other stores: `smt sync`); where Django is set up already, it
     # finds the project's store only among those bound.
