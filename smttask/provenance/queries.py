@@ -26,7 +26,7 @@ from typing import Any, Literal
 from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
-from .records import RECORD_FORMAT, is_record_form
+from .records import RECORD_FORMAT, is_record_form, status_tag
 from .store import (
     bootstrap,
     read_only,
@@ -73,7 +73,7 @@ class Query:
         if len(self.tasks) == 1:
             tags.append(self.tasks[0])
         if len(self.statuses) == 1:
-            tags.append(f"_{self.statuses[0]}_")
+            tags.append(status_tag(self.statuses[0]))
         return tuple(tags)
 
     def keeps(self, tags: set[str]) -> bool:
@@ -82,7 +82,7 @@ class Query:
             return False
         if self.tasks and not any(t in tags for t in self.tasks):
             return False
-        return not self.statuses or any(f"_{s}_" in tags for s in self.statuses)
+        return not self.statuses or any(status_tag(s) in tags for s in self.statuses)
 
 
 def rows(project: Project, query: Query | None = None, *,

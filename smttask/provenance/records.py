@@ -57,6 +57,7 @@ __all__ = [
     "provider",
     "recorder",
     "script_arguments",
+    "status_tag",
 ]
 
 #: The format tag of a record's parameters (under ``_smttask``; see smttask.taskfile).
@@ -225,8 +226,9 @@ def _smttask_command() -> str:
     return str(beside) if beside.exists() else (shutil.which("smttask") or "smttask")
 
 
-def _status_tag(status: str) -> str:
-    """The tag of a record's status, as Sumatra's ``core.STATUS_FORMAT`` makes it."""
+def status_tag(status: str) -> str:
+    """The tag of a record's status (``running`` → ``_running_``), as Sumatra's
+    ``core.STATUS_FORMAT`` makes it."""
     return f"_{status}_"
 
 
@@ -326,7 +328,7 @@ class Recorder:
         # The text Sumatra's JSONParameterSet makes (str()), so that Sumatra's own save
         # finds this row again.
         content = json.dumps(run.parameters, allow_nan=True, sort_keys=True, indent=4)
-        tags = {run.taskname, _status_tag("running"), *run.tags}
+        tags = {run.taskname, status_tag("running"), *run.tags}
         keys = [self._key(p) for p in run.inputs]
         with translated(f"cannot save the record of {run.taskname}"), self._forgetting():
             with writing_sql(self.project) as sql:
@@ -343,7 +345,7 @@ class Recorder:
                outputs: list[Written], stdout_stderr: str, diff: str | None = None) -> None:
         """Save the final state: status, duration, outcome, outputs, packages, platform."""
         tags = {t for t in run.stored.tags if not (t.startswith("_") and t.endswith("_"))}
-        tags.add(_status_tag(status))
+        tags.add(status_tag(status))
         keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
                 for w in outputs]
         root, w = self.project.root, self.writer
