@@ -141,3 +141,27 @@ def test_unreachable_server_is_one_clear_line(proj, postgres):
                                   "scientist@127.0.0.1")
     assert proc.stderr.count("\n") == 1 and "s3cret-pw" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_records_reach_postgres_without_django_and_survive_a_lost_connection(proj, postgres):
+    """Once the store is made, a process records into PostgreSQL on a psycopg2 connection
+    of its own (no Django, no Sumatra import). If the server drops that connection, the
+    record being saved fails with one clear line and the next one reconnects."""
+    db = f"smt_{secrets.token_hex(4)}"
+    use_store(proj, postgres.createdb(db))
+    tasks = proj.module(TASKS)
+    assert tasks.cube(x=1).run() == 1  # the store is made (through Django)
+    out = proj.run_python(f"""
+        import sys
+        from {proj.pkg}.tasks import cube
+        print(cube(x=2).run(), sorted({{"django", "sumatra"}} & set(sys.modules)))
+        """).stdout.splitlines()[-1]
+    assert out == "8 []"
+    assert tasks.cube(x=3).run() == 27  # this process's own connection, now open
+    postgres.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 f"WHERE datname = '{db}' AND pid <> pg_backend_pid()", db)
+    with pytest.raises(RecordStoreError, match="cannot save the record of cube"):
+        tasks.cube(x=4).run()
+    assert tasks.cube(x=5).run() == 125
+    labels = postgres.sql("SELECT count(*) FROM django_store_record", db).strip()
+    assert labels == "4"  # 1, 2, 3 and 5

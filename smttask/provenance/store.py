@@ -7,10 +7,11 @@ and ``.smt/project`` kept in step with smttask.toml.
   that honours locks). The store is created and migrated once, under that lock.
 - ``.smt/project`` is written from smttask.toml, atomically, only when it is missing or
   out of step; it keeps Sumatra's own ``smt`` commands working on the project.
-- Records are written by smttask's own SQL (see .writer). On a SQLite store that exists
-  and is up to date, that goes through a plain ``sqlite3`` connection, without importing
-  Django or Sumatra (half a second per process); creating a store, PostgreSQL and reads
-  through Sumatra's models use Django.
+- Records are written by smttask's own SQL (see .writer). On a store that exists and is
+  up to date, that goes through a connection of smttask's own (``sqlite3``, or psycopg2
+  for PostgreSQL), without importing Django or Sumatra (half a second per process); a
+  new SQLite store is a copy of a cached empty one. Migrating a store, creating a
+  PostgreSQL one and reads through Sumatra's models use Django.
 - Errors of the database layer become one-line :class:`RecordStoreError` s at this
   boundary (:func:`store_errors`); other exceptions are bugs and pass through.
 
@@ -93,8 +94,11 @@ def store_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "the record store cannot be used" (not a bug of ours).
     Django's are among them only once Django is in use (reading SQLite directly needs
     no Django)."""
+    drivers: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+    if "psycopg2" in sys.modules:
+        drivers += (sys.modules["psycopg2"].Error,)
     if "django" not in sys.modules:
-        return (sqlite3.Error, OSError)
+        return drivers
     from django.core.exceptions import (
         ImproperlyConfigured,
         MultipleObjectsReturned,
@@ -104,8 +108,8 @@ def store_errors() -> tuple[type[BaseException], ...]:
 
     # ObjectDoesNotExist: Django's get_or_create answers a failed insert (a full disk)
     # with it.
-    return (DatabaseError, sqlite3.Error, OSError, ImproperlyConfigured,
-            MultipleObjectsReturned, ObjectDoesNotExist)
+    return (DatabaseError, *drivers, ImproperlyConfigured, MultipleObjectsReturned,
+            ObjectDoesNotExist)
 
 
 def one_line(exc: BaseException) -> str:
@@ -165,30 +169,65 @@ def writing(project: Project) -> Iterator[None]:
 @contextlib.contextmanager
 def writing_sql(project: Project) -> Iterator[Sql]:
     """:func:`writing` and :func:`raw_sql` together: one exclusive transaction of plain
-    SQL. On a SQLite store that is ready, on a connection of its own (no Django); on
-    PostgreSQL, with one round trip less: the advisory lock is sent with the first
-    statement (or before any query of Django's own)."""
+    SQL, on a connection of smttask's own when the store is ready (no Django): SQLite, or
+    PostgreSQL through psycopg2, where the transaction's first statements (BEGIN, the
+    advisory lock) travel with its first query and the last ones with COMMIT."""
     direct = _direct_connection(project)
     if direct is None:
         _sqlite_from_template(project)  # a new store: a copy of the cached empty one
         direct = _direct_connection(project)  # made now, or by another process meanwhile
-    if direct is not None:
-        with locked(project), contextlib.closing(direct.cursor()) as cursor:
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield Sql(cursor, qmark=True, one_trip=False)
-                direct.commit()
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # the first error is the one to see
-                    direct.rollback()
-                raise
+    if direct is None:
+        with _django_sql(project) as sql:
+            yield sql
         return
+    postgres = not isinstance(direct, sqlite3.Connection)
+    with locked(project), contextlib.closing(direct.cursor()) as cursor:
+        sql = Sql(cursor, qmark=not postgres, one_trip=postgres)
+        if postgres:  # autocommit: BEGIN opens the transaction, COMMIT ends it
+            sql.first("BEGIN")
+            sql.first("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
+        else:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield sql
+            if postgres:
+                sql.first("COMMIT")
+                sql.flush()
+            else:
+                direct.commit()
+        except BaseException:
+            _abandon(direct, project)
+            raise
+
+
+def _abandon(conn: Any, project: Project) -> None:
+    """Roll back a failed transaction of a direct connection; forget the connection if
+    it is broken (the next one reconnects). The first error is the one to see."""
+    if isinstance(conn, sqlite3.Connection):
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+        return
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except Exception:  # the server is gone: reconnect next time
+        _direct.pop((os.getpid(), project.record_store_url), None)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+@contextlib.contextmanager
+def _django_sql(project: Project) -> Iterator[Sql]:
+    """:func:`writing_sql` through Django's connection (a store to create or migrate, or
+    PostgreSQL without psycopg2): the advisory lock is sent with the first statement (or
+    before any query of Django's own)."""
     bootstrap(project)
     from django.db import connections, transaction
 
     with locked(project), transaction.atomic(using="default"), raw_sql() as sql:
         if not _is_postgres():
             yield sql
+            sql.flush()
             return
         sql.first("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
 
@@ -198,6 +237,7 @@ def writing_sql(project: Project) -> Iterator[Sql]:
 
         with connections["default"].execute_wrapper(lock_first):
             yield sql
+            sql.flush()
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -220,18 +260,19 @@ def reading_sql(project: Project) -> Iterator[Sql]:
         yield Sql(db.cursor(), qmark=True, one_trip=False)
 
 
-#: The plain connection to the SQLite store last written (one per process, as Django's),
-#: by (process, store path).
-_direct: dict[tuple[int, str], sqlite3.Connection] = {}
+#: The connection of smttask's own to the store last written (one per process, as
+#: Django's), by (process, store URL): sqlite3 or psycopg2.
+_direct: dict[tuple[int, str], Any] = {}
 #: Connections a forked process inherited: never used, never closed (closing one could
-#: checkpoint the parent's log under it).
-_inherited: list[sqlite3.Connection] = []
+#: checkpoint the parent's log under it, or end its session).
+_inherited: list[Any] = []
 
 
-def _direct_connection(project: Project) -> sqlite3.Connection | None:
-    """A connection of smttask's own to the project's SQLite store, if the store exists
-    with Sumatra's tables and smttask's current additions and ``.smt/project`` is in step
-    (else None: :func:`bootstrap` makes them, through Django)."""
+def _direct_connection(project: Project) -> Any:
+    """A connection of smttask's own to the project's store, if the store exists with
+    Sumatra's tables and smttask's current additions and ``.smt/project`` is in step: a
+    SQLite file, or PostgreSQL when psycopg2 is installed (else None: :func:`bootstrap`
+    makes them, through Django)."""
     key = (os.getpid(), project.record_store_url)  # a connection never crosses a fork
     if key in _direct:
         return _direct[key]
@@ -241,21 +282,43 @@ def _direct_connection(project: Project) -> sqlite3.Connection | None:
             conn.close()
         else:
             _inherited.append(conn)
-    path = sqlite_path(project)
-    if path is None:
-        return None
-    # Like Django's sqlite3 connection: autocommit until BEGIN; WAL as the store was made.
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    try:
+    if "://" in project.record_store_url:
+        conn = _postgres_connection(project)
+    else:
+        path = sqlite_path(project)
+        if path is None:
+            return None
+        # Like Django's sqlite3 connection: autocommit until BEGIN; WAL as the store was
+        # made.
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=4000")
-        row = conn.execute("SELECT value FROM smttask_meta WHERE name = 'schema'").fetchone()
-    except sqlite3.Error:  # not made yet, or made by an older smttask
+    if conn is None:
+        return None
+    try:
+        with contextlib.closing(conn.cursor()) as cursor:
+            cursor.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
+            row = cursor.fetchone()
+    except store_errors():  # not made yet, or made by an older smttask
         row = None
     if row is None or int(row[0]) < SCHEMA:
         conn.close()
         return None
     _direct[key] = conn
+    return conn
+
+
+def _postgres_connection(project: Project) -> Any:
+    """An autocommit psycopg2 connection to the project's PostgreSQL store, if psycopg2 is
+    installed and ``.smt/project`` is in step (None otherwise)."""
+    if not project_file_in_step(project):
+        return None
+    try:
+        import psycopg2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    conn = psycopg2.connect(project.connect_url)  # libpq: the password from the
+    conn.autocommit = True  # environment or ~/.pgpass when the URL has none
     return conn
 
 

@@ -99,9 +99,11 @@ def _qmark(text: str) -> str:
 class Sql:
     """Statements on a DB-API cursor of the record store, inside a transaction (see
     ``store.writing_sql``): ``%s`` placeholders, rewritten to ``?`` for SQLite.
-    :meth:`batch` sends statements that return nothing in one round trip where the driver
-    allows it (psycopg2), one by one elsewhere; :meth:`first` runs a statement with the
-    next one, in the same round trip (there too)."""
+
+    Where the driver takes several statements in one call (psycopg2: ``one_trip``), the
+    statements whose results are not needed wait and travel with the next query, or with
+    the transaction's end (:meth:`flush`): :meth:`first` (the transaction's opening) and
+    :meth:`batch` (rows to add). Elsewhere each runs at once."""
 
     def __init__(self, cursor: Any, qmark: bool, one_trip: bool) -> None:
         self.cursor = cursor
@@ -116,15 +118,20 @@ class Sql:
         return value
 
     def first(self, text: str, params: Sequence[Any] = ()) -> None:
-        """Run a statement whose result is not needed before any other (sent with the
-        next statement where the driver allows it; see :meth:`flush`)."""
-        self._pending.append((text, list(params)))
+        """Run a statement whose result is not needed before any other."""
+        self.batch([(text, list(params))])
+
+    def batch(self, statements: list[Statement]) -> None:
+        """Run statements whose results are not needed, in order."""
+        self._pending += statements
         if not self.one_trip:
             self.flush()
 
     def flush(self) -> None:
-        """Send the statements :meth:`first` still holds."""
+        """Send the statements still waiting (in one call where the driver allows it)."""
         pending, self._pending = self._pending, []
+        if self.one_trip and pending:
+            pending = [(";\n".join(t for t, _ in pending), [p for _, ps in pending for p in ps])]
         for text, params in pending:
             self.cursor.execute(_qmark(text) if self.qmark else text, params)
 
@@ -143,15 +150,6 @@ class Sql:
     def all(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
         self.execute(text, params)
         return list(self.cursor.fetchall())
-
-    def batch(self, statements: list[Statement]) -> None:
-        """Run statements whose results are not needed, in order."""
-        if self.one_trip and len(statements) > 1:
-            self.execute(";\n".join(text for text, _ in statements),
-                         [p for _, params in statements for p in params])
-            return
-        for text, params in statements:
-            self.execute(text, params)
 
 
 #: A statement and its parameters.
