@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .. import config
-from ..errors import SmttaskError
 from ..jobs import (
     BatchResult,
     Event,
@@ -52,21 +50,9 @@ from .output import LineWriter, Stream, redirect
 __all__ = ["LocalExecutor", "PRELOAD"]
 
 # Imported once by the fork server, so that every worker starts with them: the worker,
-# the record path, and Sumatra and Django for stores reached through them (a few hundred
-# milliseconds per process).
-PRELOAD = ["smttask.executors.local", "smttask.provenance.preload",
-           "smttask.provenance.preload_django"]
-
-
-def _preload(settings: WorkerSettings) -> list[str]:
-    """The modules the fork server imports for this batch."""
-    if not settings.record:
-        return PRELOAD[:1]
-    try:
-        project = config.load_project(settings.root) if settings.root else config.find_project()
-    except SmttaskError:  # the batch reports it
-        return PRELOAD[:2]
-    return PRELOAD if "://" in project.record_store_url else PRELOAD[:2]
+# and the record path with the installed packages looked up (a few hundred milliseconds
+# per process otherwise).
+PRELOAD = ["smttask.executors.local", "smttask.provenance.preload"]
 
 
 #: What a worker sends before ``breakpoint()`` opens the debugger; the batch answers
@@ -169,7 +155,7 @@ class _Pool:
         method = "forkserver" if "forkserver" in methods else "spawn"
         ctx: Any = multiprocessing.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload(_preload(settings))
+            ctx.set_forkserver_preload(PRELOAD if settings.record else PRELOAD[:1])
         self.settings = settings
         self.ctx = ctx
         self.capture = capture

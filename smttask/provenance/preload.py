@@ -1,7 +1,6 @@
 """Imported by the worker pool's fork server, so that every worker starts with the
 record path loaded and the installed packages looked up (a few hundred milliseconds per
-worker otherwise). Django is set up there too only for stores that need it (see
-:mod:`.preload_django`)."""
+worker otherwise). Workers record without Django (see .store)."""
 
 from .records import find_providers
 
