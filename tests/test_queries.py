@@ -47,6 +47,8 @@ def queries(project):
         Query(tasks=("scale",), limit=2),
         Query(limit=0),
         Query(tasks=("nosuchtask",)),
+        Query(tasks=("mak",)),  # a prefix of a task name is no task name
+        Query(tags=("finished",)),  # nor is part of a status tag
         Query(tasknames=True),
         Query(statuses=("finished",), tasknames=True),
     ]
@@ -58,6 +60,7 @@ def test_both_engines_return_the_same_rows(store):
         orm = provenance.rows(store, query, engine="django")
         assert direct == orm, query
     assert len(provenance.rows(store, Query(tasks=("make",)))) == 4
+    assert provenance.rows(store, Query(tasks=("mak",)), engine="sqlite") == []
     named = provenance.rows(store, Query(tasks=("make",), tasknames=True), engine="sqlite")
     assert [r["taskname"] for r in named] == ["make"] * 4
     assert len(provenance.rows(store, Query(statuses=("crashed",)))) == 1

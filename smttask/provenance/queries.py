@@ -76,6 +76,12 @@ class Query:
             tags.append(status_tag(self.statuses[0]))
         return tuple(tags)
 
+    @property
+    def all_pushed(self) -> bool:
+        """True if :attr:`pushed_tags` say all that :meth:`keeps` checks (one task and one
+        status at most): a reader matching them exactly needs no check in Python."""
+        return len(self.tasks) <= 1 and len(self.statuses) <= 1
+
     def keeps(self, tags: set[str]) -> bool:
         """The exact test on a row's tags (the database only narrowed by substrings)."""
         if not all(t in tags for t in self.tags):
@@ -105,6 +111,8 @@ def rows(project: Project, query: Query | None = None, *,
     if query.limit == 0:
         return result
     check = bool(query.tags or query.tasks or query.statuses)
+    if path is not None and query.all_pushed:  # SQLite matched the tags exactly
+        check = False
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
         # No task name from the ORM, or from text SQLite's JSON cannot read (NaN); without
@@ -176,9 +184,9 @@ def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[s
     if query.label_prefix:
         where.append("substr(r.label, 1, ?) = ?")
         args.extend([str(len(query.label_prefix)), query.label_prefix])
-    for tag in query.pushed_tags:
-        where.append("instr(r.tags, ?) > 0")
-        args.append(tag)
+    for tag in query.pushed_tags:  # exact: the tags column is "a,b,c"
+        where.append("instr(',' || r.tags || ',', ?) > 0")
+        args.append(f",{tag},")
     fields: tuple[str, ...] = tuple(
         f for f in ROW_FIELDS if query.parameters or f != "parameters__content")
     columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
