@@ -392,15 +392,20 @@ def get_record(project: Project, label: str) -> Any:
         return store.get(project.name, label)
 
 
+def _record_row(sql: Sql, project: Project, label: str, columns: str) -> Any:
+    """These columns of the record with this label (KeyError if there is none)."""
+    row = sql.one(f"SELECT {columns} FROM django_store_record WHERE project_id = %s AND "
+                  "label = %s", [project.name, label])
+    if row is None:
+        raise KeyError(label)
+    return row
+
+
 def details(project: Project, label: str) -> RecordDetails:
     """The packages, platform, diff and output of the record with this label (KeyError if
     there is none)."""
     with translated(f"cannot read record {label}"), reading_sql(project) as sql:
-        row = sql.one("SELECT db_id, diff, stdout_stderr FROM django_store_record "
-                      "WHERE project_id = %s AND label = %s", [project.name, label])
-        if row is None:
-            raise KeyError(label)
-        db_id, diff, output = row
+        db_id, diff, output = _record_row(sql, project, label, "db_id, diff, stdout_stderr")
         packages = sql.all(
             "SELECT d.name, d.version FROM django_store_record_dependencies l JOIN "
             "django_store_dependency d ON d.id = l.dependency_id WHERE l.record_id = %s "
@@ -431,11 +436,7 @@ def edit_record(
     the new (tags, outcome). KeyError if there is no record ``label``."""
     writer = SqlWriter(project.name)
     with translated(f"cannot edit record {label}"), writing_sql(project) as sql:
-        row = sql.one("SELECT db_id, tags, outcome FROM django_store_record "
-                      "WHERE project_id = %s AND label = %s", [project.name, label])
-        if row is None:
-            raise KeyError(label)
-        db_id, column, outcome = row
+        db_id, column, outcome = _record_row(sql, project, label, "db_id, tags, outcome")
         tags = ({t for t in (column or "").split(",") if t} | set(add_tags)) - set(remove_tags)
         if comment:
             outcome = f"{outcome}\n{comment}" if outcome else comment

@@ -210,9 +210,9 @@ def _abandon(conn: Any, project: Project) -> None:
     try:
         with conn.cursor() as cursor:
             cursor.execute("ROLLBACK")
-    except Exception:  # the server is gone: reconnect next time
+    except store_errors():  # the server is gone: reconnect next time
         _direct.pop((os.getpid(), project.record_store_url), None)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*store_errors()):
             conn.close()
 
 
