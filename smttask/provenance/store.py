@@ -188,6 +188,7 @@ def writing_sql(project: Project) -> Iterator[Sql]:
             sql.first("SELECT pg_advisory_xact_lock(%s)", [_lock_key(project)])
         else:
             cursor.execute("BEGIN IMMEDIATE")
+        committed = False
         try:
             yield sql
             if postgres:
@@ -195,9 +196,10 @@ def writing_sql(project: Project) -> Iterator[Sql]:
                 sql.flush()
             else:
                 direct.commit()
-        except BaseException:
-            _abandon(direct, project)
-            raise
+            committed = True
+        finally:
+            if not committed:  # an error, Ctrl-C, a failed commit: nothing half-saved
+                _abandon(direct, project)
 
 
 def _abandon(conn: Any, project: Project) -> None:
