@@ -186,3 +186,10 @@ def test_library_never_imports_click():
     wrong = [name for name, tree in modules().items() if owner(name) != "cli"
              and "click" in {m.split(".")[0] for m in _imports_of(tree)}]
     assert not wrong, f"click imported by the library: {wrong}"
+
+
+def test_no_module_outgrows_one_concept():
+    """A module past about 400 lines holds more than one concept: split it."""
+    long = {path.relative_to(PKG).as_posix(): n for path in PKG.rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > 420}
+    assert not long, f"split these modules: {long}"

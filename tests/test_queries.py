@@ -94,7 +94,7 @@ def test_labels_counts_and_data_keys_agree_with_sumatras_orm(store):
     """The plain-SQL reads (labels, count, data keys, the record of an output, a record's
     packages, platform, diff and output) give what Sumatra's ORM gives for the store."""
     from smttask.outputs import Datastore
-    from smttask.provenance.store import bootstrap, record_manager
+    from smttask.provenance.binding import bootstrap, record_manager
 
     records = record_manager(bootstrap(store)).filter(project__id=store.name)
     labels = provenance.labels(store)
@@ -146,5 +146,5 @@ def test_a_project_in_a_folder_with_uri_characters_reads_its_own_store(tmp_path,
                 task.record_label]
             smt = p.cli("smt", "list")  # Sumatra's own parsing would open another file
             assert smt.returncode == 6 and "rename the folder" in smt.stderr
-    assert provenance.store._open_template() is not None
+    assert provenance.template.open_template() is not None
     assert [f.name for f in tmp_path.iterdir()] == [odd.name]  # no store at a cut path

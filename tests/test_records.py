@@ -329,17 +329,17 @@ def test_a_corrupt_store_template_is_set_aside_for_a_migration(proj, tmp_path, m
     """A damaged copy of the empty store in the cache is not copied: the new store is
     migrated as if there were none, and the cache gets a sound copy again."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    template = provenance.store._template()
+    template = provenance.template.template_path()
     template.parent.mkdir(parents=True)
     template.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
     task = proj.module(TASKS).square(x=3.0)
     task.run()
     assert [r.label for r in records(proj)] == [task.record_label]
-    assert provenance.store._open_template() is not None
+    assert provenance.template.open_template() is not None
 
 
 def _record_in_child(x: float) -> str:
-    from smttask.provenance.store import _direct
+    from smttask.provenance.connection import _direct
 
     inherited = len(_direct)
     task = sys.modules[_TASKS_MODULE[0]].square(x=x)
@@ -435,6 +435,7 @@ def test_shared_rows_are_the_ones_sumatras_objects_make(proj):
     from sumatra.recordstore.django_store import models
     from sumatra.versioncontrol._git import GitRepository
 
+    from smttask.provenance import environment as env
     from smttask.provenance import records as rec
 
     recorder = rec.Recorder(proj.project)
@@ -451,7 +452,7 @@ def test_shared_rows_are_the_ones_sumatras_objects_make(proj):
     for column, (model, obj) in objects.items():
         assert recorder.shared_rows[column][1] == _as_sumatra_stores(model, obj), column
     [platform_info] = SerialLaunchMode().get_platform_information()
-    assert rec._platform() == _as_sumatra_stores(models.PlatformInformation, platform_info)
-    for dep in rec.dependencies(proj.root, "abc123"):
+    assert env.platform_fields() == _as_sumatra_stores(models.PlatformInformation, platform_info)
+    for dep in env.dependencies(proj.root, "abc123"):
         sumatra_dep = Dependency(dep["name"], dep["path"], dep["version"], "", dep["source"])
         assert dep == _as_sumatra_stores(models.Dependency, sumatra_dep)

@@ -1,12 +1,21 @@
 """Everything that touches Sumatra or Django: no other part of smttask imports them.
 
-- :mod:`.store`: binding a record store, locks, migrations, ``.smt/project`` sync;
+- :mod:`.store`: the store's boundary: the write lock, errors in one line, the SQLite file;
+- :mod:`.projectfile`: ``.smt/project`` kept in step with smttask.toml;
+- :mod:`.template`: new SQLite stores as copies of a cached empty one;
+- :mod:`.binding`: Sumatra's Django store, bound once per process; migrations; ``smt``;
+- :mod:`.connection`: smttask's own connection to a ready store (no Django);
+- :mod:`.environment`: imported packages' versions and the platform, once per process;
 - :mod:`.records`: building and saving records (start, finish, edit, delete);
 - :mod:`.queries`: one query model, run straight on SQLite or through Django.
 
 Sumatra and Django themselves are imported on first use, so importing this package is cheap.
 """
 
+from .binding import bootstrap, run_smt_command, writing
+from .connection import ensure_store
+from .environment import installed_version, provider
+from .projectfile import project_file_in_step
 from .queries import (
     ROW_FIELDS,
     Query,
@@ -26,20 +35,10 @@ from .records import (
     details,
     edit_record,
     get_record,
-    installed_version,
-    provider,
     recorder,
     script_arguments,
 )
-from .store import (
-    bootstrap,
-    ensure_store,
-    locked,
-    project_file_in_step,
-    run_smt_command,
-    safe_url,
-    writing,
-)
+from .store import locked, safe_url
 
 __all__ = [
     "ROW_FIELDS",

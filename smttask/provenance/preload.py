@@ -1,7 +1,7 @@
 """Imported by the worker pool's fork server, so that every worker starts with the
 record path loaded and the installed packages looked up (a few hundred milliseconds per
-worker otherwise). Workers record without Django (see .store)."""
+worker otherwise). Workers record without Django (see .connection)."""
 
-from .records import find_providers
+from .environment import find_providers
 
 find_providers()

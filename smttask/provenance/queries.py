@@ -9,7 +9,7 @@ and compares the rows.
 
 The other reads (labels, counts, a record's data keys, the record of an output file) are
 plain SQL, run on the same read-only SQLite connection or on Django's (see
-``store.reading_sql``); tests compare them with what Sumatra's ORM says.
+``connection.reading_sql``); tests compare them with what Sumatra's ORM says.
 """
 
 from __future__ import annotations
@@ -26,15 +26,10 @@ from typing import Any, Literal
 from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
+from .binding import bootstrap, record_manager
+from .connection import reading_sql
 from .records import RECORD_FORMAT, is_record_form, status_tag
-from .store import (
-    bootstrap,
-    read_only,
-    reading_sql,
-    record_manager,
-    sqlite_path,
-    translated,
-)
+from .store import read_only, sqlite_path, translated
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
            "record_of_output", "rows"]

@@ -4,7 +4,7 @@
 Records are written straight into Sumatra's tables (see .writer), as the rows Sumatra's own
 objects would be stored as; Sumatra's ``Project.new_record()`` is never called (it scans
 imports for seconds, probes the network and uses the cwd's repository). Package versions
-are read in-process from ``sys.modules`` and ``importlib.metadata``, once per process.
+and the platform come from .environment.
 Labels are ``YYYYMMDD-HHMMSS_<digest prefix>`` (UTC), made unique under the lock: Sumatra
 silently replaces a record saved under an existing label.
 """
@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
-import importlib.metadata
-import inspect
 import json
 import os
-import platform
 import shutil
 import sys
 from collections.abc import Iterator
@@ -29,15 +25,11 @@ from typing import Any
 
 from ..config import Project
 from ..outputs import Datastore, Written, checksums, read_sidecar
-from .store import (
-    TIMESTAMP_FORMAT,
-    bootstrap,
-    reading_sql,
-    record_manager,
-    translated,
-    writing,
-    writing_sql,
-)
+from .binding import bootstrap, record_manager, writing
+from .connection import reading_sql, writing_sql
+from .environment import Fields, dependencies, platform_fields, provider
+from .projectfile import TIMESTAMP_FORMAT
+from .store import translated
 from .writer import DataKeyRow, Sql, SqlWriter, StoredRecord
 
 __all__ = [
@@ -47,14 +39,10 @@ __all__ = [
     "Run",
     "RunStart",
     "delete_records",
-    "dependencies",
     "details",
     "edit_record",
-    "find_providers",
-    "installed_version",
     "get_record",
     "is_record_form",
-    "provider",
     "recorder",
     "script_arguments",
     "status_tag",
@@ -74,150 +62,6 @@ def is_record_form(params: Any) -> bool:
 script_arguments: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "smttask_script_arguments", default=None
 )
-
-
-# --- per-process facts -------------------------------------------------------------------
-
-def _headers(dist: importlib.metadata.Distribution) -> dict[str, str]:
-    """The one-line fields (Name, Version…) of a distribution's metadata, read from its
-    header only: the email parser importlib uses reads the whole file, long description
-    included (milliseconds per distribution, in every process that records)."""
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    fields: dict[str, str] = {}
-    for line in text.partition("\n\n")[0].splitlines():
-        key, sep, value = line.partition(": ")
-        if sep and not line[0].isspace():
-            fields.setdefault(key, value.strip())
-    return fields
-
-
-@functools.cache
-def _metadata_dirs() -> tuple[Path, ...]:
-    """The installed distributions' metadata folders, in import-path order."""
-    found = []
-    for entry in sys.path:
-        with contextlib.suppress(OSError), os.scandir(entry or ".") as it:
-            found += sorted(Path(e.path) for e in it
-                            if e.name.endswith((".dist-info", ".egg-info")) and e.is_dir())
-    return tuple(found)
-
-
-def _installs(dist: importlib.metadata.Distribution, module: str) -> bool:
-    """Whether ``dist`` installs the top-level ``module`` (by its top_level.txt, else by
-    the first part of each path in its RECORD)."""
-    names = (dist.read_text("top_level.txt") or "").split()
-    if names:
-        return module in names
-    for line in (dist.read_text("RECORD") or "").splitlines():
-        top, slash, _ = line.partition(",")[0].partition("/")
-        if (top if slash else inspect.getmodulename(top)) == module:
-            return True
-    return False
-
-
-def _owner(module: str) -> importlib.metadata.Distribution | None:
-    """The installed distribution providing ``module`` when it is not named like it
-    (``yaml``: PyYAML, ``git``: GitPython). Distributions whose name contains the
-    module's are asked first, then the others in import-path order."""
-    key = module.lower()
-    dirs = sorted(_metadata_dirs(), key=lambda d: key not in d.name.lower())
-    for folder in dirs:
-        dist = importlib.metadata.PathDistribution(folder)
-        if _installs(dist, module):
-            return dist
-    return None
-
-
-@functools.cache
-def provider(module: str) -> tuple[str, str]:
-    """(distribution name, version) of the distribution providing a top-level module
-    (``(module, "unknown")`` if none is found)."""
-    dist: importlib.metadata.Distribution | None
-    try:
-        dist = importlib.metadata.distribution(module)
-    except importlib.metadata.PackageNotFoundError:
-        dist = _owner(module)
-    if dist is None:
-        return module, "unknown"
-    fields = _headers(dist)
-    if "Name" in fields and "Version" in fields:
-        return fields["Name"], fields["Version"]
-    return str(dist.metadata["Name"]), str(dist.version)
-
-
-def installed_version(module: str) -> str:
-    """The version installed now of the distribution providing ``module`` ('' if none):
-    read afresh each call (:func:`provider` keeps what it found first)."""
-    try:
-        return importlib.metadata.version(provider(module)[0])
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
-def _imported_packages() -> list[tuple[str, str]]:
-    """(name, file) of each imported top-level module that is neither built in nor from
-    the standard library, sorted."""
-    found = []
-    for name in sorted({m.partition(".")[0] for m in list(sys.modules)}):
-        if name in sys.stdlib_module_names or name.startswith("_") or name == "__main__":
-            continue
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path:
-            found.append((name, path))
-    return found
-
-
-def find_providers() -> None:
-    """Look up the distributions of the packages imported so far (a worker pool's fork
-    server does it once for all its workers)."""
-    for name, _ in _imported_packages():
-        provider(name)
-
-
-#: A row of a table Sumatra's records share (a dependency, the platform…): its fields.
-Fields = dict[str, str | None]
-
-_deps_cache: dict[tuple[int, str | None], list[Fields]] = {}
-
-
-def dependencies(project_root: Path, commit: str | None) -> list[Fields]:
-    """The imported top-level packages as Sumatra's Dependency rows (cached per process):
-    the project's own code at its commit, the others at their installed versions."""
-    key = (len(sys.modules), commit)
-    if key in _deps_cache:
-        return _deps_cache[key]
-    deps = []
-    root = str(project_root)
-    for name, path in _imported_packages():
-        if path.startswith(root) and commit:
-            version, source = commit, "project"
-        else:
-            source, version = provider(name)
-        location = os.path.dirname(path) if path.endswith("__init__.py") else path
-        deps.append(_dependency(name[:50], location[-200:], version[:40], source))
-    deps.append(_dependency("python", sys.executable[-200:], platform.python_version(),
-                            platform.python_implementation().lower()))
-    _deps_cache[key] = deps
-    return deps
-
-
-def _dependency(name: str, path: str, version: str, source: str) -> Fields:
-    """What Sumatra's ``dependency_finder.python.Dependency(name, path, version, "",
-    source)`` stores."""
-    return {"name": name, "path": path, "version": version, "diff": "", "source": source,
-            "module": "python"}
-
-
-@functools.cache
-def _platform() -> Fields:
-    """What Sumatra's ``LaunchMode.get_platform_information()`` stores, without its
-    network probe (smttask never looks the host's address up)."""
-    bits, linkage = platform.architecture()
-    return {"architecture_bits": bits, "architecture_linkage": linkage,
-            "machine": platform.machine(), "network_name": platform.node(),
-            "ip_addr": "127.0.0.1", "processor": platform.processor(),
-            "release": platform.release(), "system_name": platform.system(),
-            "version": platform.version()}
 
 
 def _smttask_command() -> str:
@@ -353,7 +197,7 @@ class Recorder:
             with writing_sql(self.project) as sql:  # shared rows too: under the lock
                 deps = [w.shared_id(sql, "dependency", d)
                         for d in dependencies(root, run.commit)]
-                plats = [w.shared_id(sql, "platforminformation", _platform())]
+                plats = [w.shared_id(sql, "platforminformation", platform_fields())]
                 fields = {"duration": duration, "outcome": outcome,
                           "stdout_stderr": stdout_stderr}
                 if diff is not None:
