@@ -112,7 +112,13 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
         msg = "missing required input"
     elif err["type"] == "extra_forbidden":
         msg = "unknown input"
-    return ".".join(loc), msg
+    return _dotted(loc), msg
+
+
+def _dotted(loc: list[str]) -> str:
+    """``a.b.0``; a key that is no name is quoted (``extra['x\\n']``): one line, always."""
+    parts = [p if p.isidentifier() or p.isdigit() else f"[{p[:40]!r}]" for p in loc]
+    return "".join(p if p.startswith("[") or i == 0 else f".{p}" for i, p in enumerate(parts))
 
 
 _REGISTRY_LOCK = threading.Lock()

@@ -92,6 +92,24 @@ def test_invalid_files_name_the_file_and_the_field(proj, mutate, message):
     assert str(info.value).startswith(str(path))
 
 
+def test_a_key_that_is_no_name_stays_on_the_error_line(proj):
+    """A dict input's wrong value under a key holding a newline: the error is one line,
+    the key quoted (found by the fuzz suite)."""
+    tasks = proj.module(TASKS + """
+@RecordedTask
+def counts(table: dict[str, int]) -> int:
+    return sum(table.values())
+""")
+    path = tasks.counts(table={"a": 1}).save(proj.root / "tasks")
+    desc = json.loads(path.read_text())
+    desc["inputs"]["table"] = {"\u00e0d\n": "many"}
+    path.write_text(json.dumps(desc))
+    with pytest.raises(TaskFileError) as info:
+        Task.from_desc(path)
+    assert "\n" not in str(info.value)
+    assert "inputs.table['àd\\n']: Input should be a valid integer" in str(info.value)
+
+
 def test_malformed_json_is_reported(proj):
     bad = proj.root / "tasks" / "bad.taskdesc.json"
     bad.parent.mkdir()
