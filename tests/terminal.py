@@ -67,15 +67,22 @@ class Terminal:
         self.child.send(keys)
 
     def finish(self, each: Callable[[Terminal], None] | None = None) -> int | None:
-        """Read until the program ends (calling ``each(self)`` after every piece of
-        output); its exit status."""
+        """Read until the program ends (calling ``each(self)`` on every screen that
+        stays for 20 ms: what a person could see, not a refresh half-read); its exit
+        status."""
         deadline = time.monotonic() + 600
-        while self._read(1) is not None:
+        data = self._read(1)
+        while data is not None:
             if time.monotonic() > deadline:
                 self.child.terminate(force=True)
                 raise AssertionError("still running:\n" + "\n".join(self.rows()))
-            if each is not None:
-                each(self)
+            if data:
+                while data:  # the rest of this refresh
+                    data = self._read(0.02)
+                if each is not None:
+                    each(self)
+            if data is not None:
+                data = self._read(1)
         self.child.close()
         return self.child.exitstatus
 
