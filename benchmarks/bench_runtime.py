@@ -102,8 +102,10 @@ def make_repo(root: Path, *, smttask_project: bool) -> str:
 # --- timing ---------------------------------------------------------------------------------
 
 def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float = 0.05,
-            number: int | None = None, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each function, repeats interleaved across the functions.
+            number: int | None = None, warmup: int = 1,
+            summary: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
+    """Seconds per call of each function (the median of the repeats, or ``summary``:
+    ``min`` for the best, as timeit reports), repeats interleaved across the functions.
 
     One warm-up call each; each repeat runs ``number`` calls (calibrated so that a repeat
     lasts about ``min_time`` when not given) with the garbage collector off.
@@ -133,7 +135,7 @@ def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float 
             finally:
                 gc.enable()
             samples[name].append(dt / n)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: summary(v) for name, v in samples.items()}
 
 
 def settle() -> None:
