@@ -105,7 +105,15 @@ def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float 
             number: int | None = None, warmup: int = 1,
             summary: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
     """Seconds per call of each function (the median of the repeats, or ``summary``:
-    ``min`` for the best, as timeit reports), repeats interleaved across the functions.
+    ``min`` for the best, as timeit reports); see :func:`samples`."""
+    found = samples(fns, repeats, min_time=min_time, number=number, warmup=warmup)
+    return {name: summary(v) for name, v in found.items()}
+
+
+def samples(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float = 0.05,
+            number: int | None = None, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function in each repeat, repeats interleaved across the
+    functions.
 
     One warm-up call each; each repeat runs ``number`` calls (calibrated so that a repeat
     lasts about ``min_time`` when not given) with the garbage collector off.
@@ -121,7 +129,7 @@ def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float 
             fn()
             dt = time.perf_counter() - t0
             numbers[name] = max(1, min(20000, int(min_time / max(dt, 1e-7))))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+    found: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             n = numbers[name]
@@ -134,8 +142,8 @@ def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float 
                 dt = time.perf_counter() - t0
             finally:
                 gc.enable()
-            samples[name].append(dt / n)
-    return {name: summary(v) for name, v in samples.items()}
+            found[name].append(dt / n)
+    return found
 
 
 def settle() -> None:

@@ -38,6 +38,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtime import fmt, measure, settle  # noqa: E402
+from bench_runtime import fmt, samples, settle  # noqa: E402
 
 N_RECORDS = 100_000
 VENV_BIN = Path(sys.executable).parent
@@ -222,6 +223,15 @@ def verify_time(root: Path) -> float:
     return took
 
 
+def best(fns: dict[str, Any], repeats: int, info: list[str]) -> dict[str, float]:
+    """The best of ``repeats`` interleaved runs of each function (as timeit reports: on a
+    shared machine the slower runs measure the neighbours); their medians go to ``info``."""
+    found = samples(fns, repeats, number=1)
+    info.append("medians: " + ", ".join(f"{name} {fmt(statistics.median(v))}"
+                                         for name, v in found.items()))
+    return {name: min(v) for name, v in found.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no `smt list -l`")
@@ -310,8 +320,7 @@ def main() -> None:
             "where": where,
             "compare": compare,
         }
-        r = measure({k: (lambda c=c: cli(root, c)) for k, c in cmds.items()}, rep_cli,
-                    number=1)
+        r = best({k: (lambda c=c: cli(root, c)) for k, c in cmds.items()}, rep_cli, info)
         rows.append(Row("1", "store list (fresh process, 50 rows)", r["default"], r["smt"],
                         "smt list (fresh process)", limit=0.5, speedup=5))
         rows.append(Row("1", f"store list --limit 0 --json ({n_records:,} rows)", r["all"],
@@ -328,10 +337,10 @@ def main() -> None:
         view = RecordStoreView().filter.task("analyze")
         assert len(view) == n_analyze == len(floor), (len(view), n_analyze, len(floor))
         assert [v.label for v in view] == [f[0] for f in floor]
-        r = measure({
+        r = best({
             "view": lambda: len(RecordStoreView().filter.task("analyze")),
             "floor": lambda: len(sqlite_floor(db, project.name, "analyze")),
-        }, rep, number=1)
+        }, rep, info)
         rows.append(Row("2", 'RSView().filter.task("analyze")', r["view"], r["floor"],
                         "sqlite3 query + json filter", limit=1))
 
@@ -361,7 +370,8 @@ def main() -> None:
         print(f"smttask record-store benchmarks: Python {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, {n_records:,} records, repeats {rep_cli}/{rep}"
               f"{' (--quick)' if args.quick else ''}")
-        print("ratio = anchor / ours for goal 1, ours / anchor for goals 2 and 3; medians\n")
+        print("ratio = anchor / ours for goal 1, ours / anchor for goals 2 and 3; best of the "
+              "repeats (medians below)\n")
         print_table(rows)
         print()
         for line in info:
