@@ -174,7 +174,7 @@ class Row:
             ratio = f"{self.ours / self.anchor:.3g}×"
         target = []
         if self.limit is not None:
-            target.append(f"≤ {self.limit:g} s")
+            target.append(f"≤ {fmt(self.limit)}")
         if self.speedup is not None:
             target.append(f"≥ {self.speedup:g}× faster")
         return [self.goal, self.what, fmt(self.ours), fmt(self.anchor), self.anchor_name,
