@@ -346,11 +346,13 @@ def debugger_on_terminal(on_open: Callable[[], None] | None = None,
 
 
 def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = False,
-            on_breakpoint: Callable[[], None] | None = None, inline: bool = False) -> Report:
+            on_breakpoint: Callable[[], None] | None = None, inline: bool = False,
+            loaded: Task | None = None) -> Report:
     """Run one job in this process; its report (never raises, except KeyboardInterrupt
     when it arrives outside the task). ``breakpoint()`` in the task opens the debugger on
     the terminal, after ``on_breakpoint()`` (see :func:`debugger_on_terminal`; ``inline``:
-    this is the caller's process, whose own breakpoint hook is respected)."""
+    this is the caller's process, whose own breakpoint hook is respected). ``loaded``:
+    the message's task, already loaded by the caller."""
     desc, script, top = msg
     start = time.perf_counter()
     report = Report(JobState.FAILED)
@@ -359,7 +361,7 @@ def execute(settings: WorkerSettings, msg: Message, *, pdb_on_error: bool = Fals
     sys.breakpointhook = debugger_on_terminal(on_breakpoint, saved_hook if inline else None)
     task = None
     try:
-        task = taskfile.load(desc, allow=settings.allow)
+        task = loaded if loaded is not None else taskfile.load(desc, allow=settings.allow)
         if settings.reason is not None and top:
             task.reason = settings.reason
         task.run(recompute=settings.recompute and top, record=settings.record)

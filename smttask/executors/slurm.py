@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config, repo, taskfile
 from ..config import SlurmSection
@@ -38,6 +38,9 @@ from ..jobs import (
     on_disk,
     upstream,
 )
+
+if TYPE_CHECKING:
+    from ..task import Task
 
 __all__ = ["ELEMENT_STARTUP", "SlurmExecutor", "idle_cpus", "parameters", "status",
            "tasks_per_job"]
@@ -66,6 +69,7 @@ def _element(settings: WorkerSettings, messages: list[Message], commit: str | No
         os.chdir(settings.root)
     WorkerSettings(**{**settings.__dict__, "pinned": None}).prepare()
     project = None
+    tasks: list[Task] | None = None
     if settings.record:
         project = config.find_project(settings.root)
         try:
@@ -84,13 +88,13 @@ def _element(settings: WorkerSettings, messages: list[Message], commit: str | No
         if reports and reports[-1].state is JobState.KILLED:
             reports.append(Report(JobState.KILLED, error="interrupted"))
             continue
-        if project is not None:
+        if tasks is not None and project is not None:
             missing = [up.taskname for up in upstream(tasks[i]) if not on_disk(project, up)]
             if missing:
                 reports.append(Report(JobState.FAILED,
                                       error=f"upstream {missing[0]} did not finish"))
                 continue
-        reports.append(execute(settings, msg))
+        reports.append(execute(settings, msg, loaded=tasks[i] if tasks else None))
     return reports
 
 

@@ -277,10 +277,9 @@ def load(source: str | os.PathLike[str] | dict[str, Any], *, allow: tuple[str, .
         isinstance(source, str) and source.lstrip().startswith("{")) else None
     allowed = _allowed_packages(tuple(allow), project, near=near)
     if isinstance(source, dict):
-        return _build(source, _allowed_packages(tuple(allow), project), "task description")
+        return _build(source, allowed, "task description")
     if isinstance(source, str) and source.lstrip().startswith("{"):
         where, text = "task description", source
-        allowed = _allowed_packages(tuple(allow), project)
     else:
         where = os.fsdecode(source)
         if safeload.control_character(where):
