@@ -272,7 +272,8 @@ class SlurmExecutor:
         gone_since: dict[str, float] = {}
         live: set[str] | None = None
         asked = 0.0
-        try:
+        results: dict[str, Path] = {}  # element id → its result file (once: submitit's
+        try:  # paths cost a few hundred µs, and an element holds many jobs)
             while True:
                 running = [j for j in batch.jobs if j.state is JobState.RUNNING]
                 if not running:
@@ -281,8 +282,15 @@ class SlurmExecutor:
                 if now - asked >= 1.0:
                     live, asked = _live_ids(arrays), now
                 read: dict[Path, tuple[str, Any]] = {}
+                ended: dict[str, bool] = {}  # element id → its result is there (this pass)
                 for job in running:
-                    report = self._report(job, live, gone_since, now, read)
+                    element = job.slurm_id or ""
+                    if element not in results:
+                        results[element] = Path(job.handle.paths.result_pickle)
+                    if element not in ended:
+                        ended[element] = results[element].exists()
+                    result = results[element] if ended[element] else None
+                    report = self._report(job, result, live, gone_since, now, read)
                     if report is None:
                         continue
                     if report.state is JobState.FAILED and job.log:
@@ -303,12 +311,12 @@ class SlurmExecutor:
                     job.error = "interrupted; the SLURM jobs were signalled"
 
     @staticmethod
-    def _report(job: Job, live: set[str] | None, gone_since: dict[str, float], now: float,
+    def _report(job: Job, result: Path | None, live: set[str] | None,
+                gone_since: dict[str, float], now: float,
                 read: dict[Path, tuple[str, Any]]) -> Report | None:
-        """The report of a job's element if it ended, else None."""
-        sj = job.handle
-        result = Path(sj.paths.result_pickle)
-        if result.exists():
+        """The report of a job whose element ended (``result``: its result file, when
+        there), else None."""
+        if result is not None:
             return _element_report(result, job.slot, read)
         if live is None:
             return None
