@@ -32,10 +32,11 @@ __all__ = [
 
 @contextlib.contextmanager
 def writing_sql(project: Project) -> Iterator[Sql]:
-    """:func:`writing` and :func:`raw_sql` together: one exclusive transaction of plain
-    SQL, on a connection of smttask's own when the store is ready (no Django): SQLite, or
-    PostgreSQL through psycopg2, where the transaction's first statements (BEGIN, the
-    advisory lock) travel with its first query and the last ones with COMMIT."""
+    """:func:`.binding.writing` and :func:`.binding.raw_sql` together: one exclusive
+    transaction of plain SQL, on a connection of smttask's own when the store is ready (no
+    Django): SQLite, or PostgreSQL through psycopg2, where the transaction's first
+    statements (BEGIN, the advisory lock) travel with its first query and the last ones
+    with COMMIT."""
     direct = direct_connection(project)
     if direct is None:
         sqlite_from_template(project)  # a new store: a copy of the cached empty one
@@ -133,8 +134,8 @@ _inherited: list[Any] = []
 def direct_connection(project: Project) -> Any:
     """A connection of smttask's own to the project's store, if the store exists with
     Sumatra's tables and smttask's current additions and ``.smt/project`` is in step: a
-    SQLite file, or PostgreSQL when psycopg2 is installed (else None: :func:`bootstrap`
-    makes them, through Django)."""
+    SQLite file, or PostgreSQL when psycopg2 is installed (else None:
+    :func:`.binding.bootstrap` makes them, through Django)."""
     key = (os.getpid(), project.record_store_url)  # a connection never crosses a fork
     if key in _direct:
         return _direct[key]

@@ -88,7 +88,7 @@ def keep_template(migrated: sqlite3.Connection) -> None:
 def sqlite_from_template(project: Project) -> bool:
     """Make the project's SQLite store from the cached empty store, and ``.smt/project``,
     without Django; False if it cannot (no template yet, not SQLite, a store that is
-    there but not ready: :func:`bootstrap` does those)."""
+    there but not ready: :func:`.binding.bootstrap` does those)."""
     url = project.record_store_url
     if "://" in url or not template_path().is_file():
         return False
