@@ -237,7 +237,10 @@ def _expand(word: str, home: Path) -> str:
 
 
 def _in_process(command: str, home: Path) -> list[str] | None:
-    """The argv of a plain ``smttask …`` line (no shell syntax), else None."""
+    """The argv of a plain ``smttask …`` line (no shell syntax; a line continued with a
+    backslash, as bash joins it outside quotes), else None."""
+    if "'" not in command and '"' not in command:
+        command = command.replace("\\\n", "")
     if "\n" in command.rstrip() or "$" in command or "`" in command:
         return None
     lex = shlex.shlex(command, posix=True, punctuation_chars=True)

@@ -206,6 +206,24 @@ def test_a_crate_without_a_remote_needs_a_repository(proj, tmp_path):
     assert given.returncode == 0, given.stdout + given.stderr
 
 
+def test_a_task_file_in_a_crate_has_its_record_reason_whatever_ran_since(proj, tmp_path):
+    """The same task run twice in this process for two reasons: each record's task file
+    says its own reason (the live task object only remembers the last one)."""
+    tasks = proj.module(TASKS)
+    upstream = tasks.base(n=4)
+    task = tasks.total(arr=upstream, offset=1.0, reason="first look")
+    task.run()
+    first = RecordStoreView().filter.task("total").latest.label
+    upstream.reason = "set on the upstream object later"
+    task.reason = "second look"
+    task.run(recompute=True)
+    assert proj.cli("export", "rocrate", first, "-o", str(tmp_path / "c")).returncode == 0
+    [path] = (tmp_path / "c" / "tasks" / first).glob("total__*.taskdesc.json")
+    desc = json.loads(path.read_text())
+    assert desc["reason"] == "first look"
+    assert desc["inputs"]["arr"]["reason"] is None
+
+
 def test_export_refuses_to_overwrite_and_names_unfinished_records(proj):
     tasks = proj.module(TASKS)
     tasks.base(n=3).run()

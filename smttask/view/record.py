@@ -103,11 +103,13 @@ class RecordView:
     @property
     def description(self) -> dict[str, Any]:
         """The task description that rebuilds this record's task (a task file's content,
-        nested upstream tasks and array data included)."""
+        nested upstream tasks and array data included), with this record's reason; nested
+        tasks carry none (each upstream run's reason is its own record's). A task object's
+        reason is whatever its last run in this process set: not read here."""
         if self.record_form:
             from .. import taskfile
 
-            return taskfile.describe(self.task)
+            return {**_without_reasons(taskfile.describe(self.task)), "reason": self.reason}
         return self.params
 
     @cached_property
@@ -213,3 +215,11 @@ def summary_of(row: dict[str, Any], project: config.Project) -> dict[str, Any]:
     return {"label": row["label"], "timestamp": row["timestamp"], "task": str(task),
             "status": status, "duration": row["duration"], "reason": row["reason"],
             "version": (row["version"] or "")[:10]}
+
+
+def _without_reasons(desc: dict[str, Any]) -> dict[str, Any]:
+    """A task description whose nested tasks have no reason."""
+    inputs = {name: {**_without_reasons(value), "reason": None}
+              if isinstance(value, dict) and "smttask" in value else value
+              for name, value in desc["inputs"].items()}
+    return {**desc, "inputs": inputs}
