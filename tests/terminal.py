@@ -77,7 +77,7 @@ class Terminal:
                 self.child.terminate(force=True)
                 raise AssertionError("still running:\n" + "\n".join(self.rows()))
             if data:
-                while data:  # the rest of this refresh
+                while data and time.monotonic() <= deadline:  # the rest of this refresh
                     data = self._read(0.02)
                 if each is not None:
                     each(self)

@@ -224,6 +224,13 @@ def test_a_task_file_in_a_crate_has_its_record_reason_whatever_ran_since(proj, t
     assert desc["inputs"]["arr"]["reason"] is None
 
 
+def test_a_record_without_a_reason_describes_none(proj):
+    """As a saved task file says it: null (the record stores an empty string)."""
+    tasks = proj.module(TASKS)
+    tasks.base(n=2).run()
+    assert RecordStoreView().latest.description["reason"] is None
+
+
 def test_export_refuses_to_overwrite_and_names_unfinished_records(proj):
     tasks = proj.module(TASKS)
     tasks.base(n=3).run()

@@ -109,7 +109,8 @@ class RecordView:
         if self.record_form:
             from .. import taskfile
 
-            return {**_without_reasons(taskfile.describe(self.task)), "reason": self.reason}
+            return {**_without_reasons(taskfile.describe(self.task)),
+                    "reason": self.reason or None}
         return self.params
 
     @cached_property
@@ -218,8 +219,14 @@ def summary_of(row: dict[str, Any], project: config.Project) -> dict[str, Any]:
 
 
 def _without_reasons(desc: dict[str, Any]) -> dict[str, Any]:
-    """A task description whose nested tasks have no reason."""
-    inputs = {name: {**_without_reasons(value), "reason": None}
-              if isinstance(value, dict) and "smttask" in value else value
+    """A task description whose nested tasks have no reason (a dict input that merely has
+    an ``smttask`` key is data, left as it is)."""
+    from ..taskfile import FORMAT
+
+    def nested(value: Any) -> bool:
+        return (isinstance(value, dict) and value.get("smttask") == FORMAT
+                and isinstance(value.get("inputs"), dict))
+
+    inputs = {name: {**_without_reasons(value), "reason": None} if nested(value) else value
               for name, value in desc["inputs"].items()}
     return {**desc, "inputs": inputs}
