@@ -203,6 +203,11 @@ class Task(metaclass=TaskMeta):
         except ValidationError as exc:
             field, msg = _first_error(exc)
             raise TaskInputError(f"{cls.taskname}: {field}: {msg}", field, msg) from None
+        for name, value in self.inputs.__dict__.items():
+            if isinstance(value, dict) and "smttask" in value:  # a nested task, to a loader
+                msg = ("a dict input may not have the key 'smttask' (task files and records "
+                       "read such a dict as a nested task); rename the key")
+                raise TaskInputError(f"{cls.taskname}: {name}: {msg}", name, msg)
         self.reason = reason
         #: Label of the record made by the last run() of this object (None if loaded).
         self.record_label: str | None = None

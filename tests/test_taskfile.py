@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import smttask
-from smttask import TaskFileError
+from smttask import TaskFileError, TaskInputError
 from smttask.task import Task
 
 TASKS = """
@@ -108,6 +108,20 @@ def counts(table: dict[str, int]) -> int:
         Task.from_desc(path)
     assert "\n" not in str(info.value)
     assert "inputs.table['àd\\n']: Input should be a valid integer" in str(info.value)
+
+
+def test_a_dict_input_with_the_key_smttask_is_refused_up_front(proj):
+    """A task file would read it back as a nested task: refused when the task is made,
+    not when its file or record is loaded."""
+    tasks = proj.module(TASKS + """
+@RecordedTask
+def counts(table: dict[str, int]) -> int:
+    return sum(table.values())
+""")
+    with pytest.raises(TaskInputError, match=r"counts: table: a dict input may not have the "
+                                             r"key 'smttask'"):
+        tasks.counts(table={"smttask": 1})
+    assert tasks.counts(table={"smttasks": 1}).run() == 1
 
 
 def test_malformed_json_is_reported(proj):
