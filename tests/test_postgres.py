@@ -165,3 +165,29 @@ def test_records_reach_postgres_without_django_and_survive_a_lost_connection(pro
     assert tasks.cube(x=5).run() == 125
     labels = postgres.sql("SELECT count(*) FROM django_store_record", db).strip()
     assert labels == "4"  # 1, 2, 3 and 5
+
+
+def test_a_ready_store_is_read_without_django_as_django_reads_it(proj, postgres):
+    """Listings and the other reads of a ready PostgreSQL store go through psycopg2: the
+    same rows as Django's ORM for every query, and `store list` in a fresh process imports
+    neither Django nor Sumatra."""
+    from test_queries import fill, queries
+
+    use_store(proj, postgres.createdb(f"smt_{secrets.token_hex(4)}"))
+    project = fill(proj)
+    for query in queries(project):
+        direct = provenance.rows(project, query, engine="postgres")
+        assert direct == provenance.rows(project, query, engine="django"), query
+    newest = provenance.rows(project, engine="django")
+    assert provenance.labels(project) == [r["label"] for r in reversed(newest)]
+    assert provenance.count(project) == len(newest) == 9  # 4 make, 5 scale (1 crashed)
+    out = proj.run_python("""
+        import sys
+        from smttask.cli import main
+        try:
+            main(["store", "list", "--task", "scale"])
+        except SystemExit as exit:
+            print(exit.code, sorted({"django", "sumatra"} & set(sys.modules)))
+        """).stdout.splitlines()
+    assert out[-1] == "0 []"
+    assert sum(line.split()[1:2] == ["scale"] for line in out) == 5

@@ -16,6 +16,11 @@ TASKS = SCALE_TASKS
 
 @pytest.fixture
 def store(proj):
+    return fill(proj)
+
+
+def fill(proj):
+    """Records of two tasks, one crashed, one tagged; the project."""
     tasks = proj.module(TASKS)
     for n in range(4):
         tasks.scale(x=tasks.make(n=n), factor=2.0, reason=f"n={n}").run()

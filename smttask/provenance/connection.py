@@ -25,6 +25,7 @@ from .writer import SCHEMA, Sql
 __all__ = [
     "direct_connection",
     "ensure_store",
+    "postgres_reader",
     "reading_sql",
     "writing_sql",
 ]
@@ -109,16 +110,32 @@ def _django_sql(project: Project) -> Iterator[Sql]:
 
 @contextlib.contextmanager
 def reading_sql(project: Project) -> Iterator[Sql]:
-    """Plain SQL reads of the store: a read-only connection of its own to a SQLite store
-    that exists and follows smttask.toml (no Django), Django's connection otherwise."""
+    """Plain SQL reads of the store, without Django where it can: a read-only connection
+    of its own to a SQLite store that exists and follows smttask.toml, or the direct
+    psycopg2 connection to a ready PostgreSQL store (each statement its own transaction);
+    Django's connection otherwise."""
     path = sqlite_path(project)
-    if path is None:
-        bootstrap(project)
-        with raw_sql() as sql:
-            yield sql
+    if path is not None:
+        with contextlib.closing(read_only(path)) as db:
+            yield Sql(db.cursor(), qmark=True, one_trip=False)
         return
-    with contextlib.closing(read_only(path)) as db:
-        yield Sql(db.cursor(), qmark=True, one_trip=False)
+    direct = postgres_reader(project)
+    if direct is not None:
+        with contextlib.closing(direct.cursor()) as cursor:
+            yield Sql(cursor, qmark=False, one_trip=False)
+        return
+    bootstrap(project)
+    with raw_sql() as sql:
+        yield sql
+
+
+def postgres_reader(project: Project) -> Any:
+    """The direct psycopg2 connection to the project's PostgreSQL store, if it is ready
+    and psycopg2 is installed (None otherwise, SQLite included)."""
+    if "://" not in project.record_store_url:
+        return None
+    with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
+        return direct_connection(project)
 
 
 #: The connection of smttask's own to the store last written (one per process, as

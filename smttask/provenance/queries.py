@@ -3,12 +3,12 @@
 A :class:`Query` (time range, tags, labels, task names, statuses, limit) is answered with
 record *rows* (dicts of :data:`ROW_FIELDS`, and ``taskname`` if asked), newest first,
 without building Sumatra Record objects. An existing SQLite store that follows
-smttask.toml is read directly (read-only, no Django: a listing costs milliseconds); any
-other store goes through Django's ORM. The test suite runs the same queries through both
-and compares the rows.
+smttask.toml is read directly (read-only, no Django: a listing costs milliseconds), and so
+is a ready PostgreSQL store when psycopg2 is installed; any other store goes through
+Django's ORM. The test suite runs the same queries through each and compares the rows.
 
 The other reads (labels, counts, a record's data keys, the record of an output file) are
-plain SQL, run on the same read-only SQLite connection or on Django's (see
+plain SQL, run on the same direct connections or on Django's (see
 ``connection.reading_sql``); tests compare them with what Sumatra's ORM says.
 """
 
@@ -27,7 +27,7 @@ from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
 from .binding import bootstrap, record_manager
-from .connection import reading_sql
+from .connection import postgres_reader, reading_sql
 from .records import RECORD_FORMAT, is_record_form, status_tag
 from .store import read_only, sqlite_path, translated
 
@@ -87,26 +87,31 @@ class Query:
 
 
 def rows(project: Project, query: Query | None = None, *,
-         engine: Literal["auto", "sqlite", "django"] = "auto") -> list[dict[str, Any]]:
+         engine: Literal["auto", "sqlite", "postgres", "django"] = "auto"
+         ) -> list[dict[str, Any]]:
     """Record rows matching ``query`` (``tags`` as a set), newest first.
 
-    ``engine`` picks the reader: the direct SQLite one when the store allows it (auto),
-    or one of them explicitly (the tests check that both return the same rows).
+    ``engine`` picks the reader: a direct one (SQLite, or PostgreSQL through psycopg2)
+    when the store allows it (auto), or one explicitly (the tests check that each direct
+    reader returns the rows Django's ORM does).
     """
     query = query or Query()
-    path = sqlite_path(project) if engine != "django" else None
-    if engine == "sqlite" and path is None:
-        raise RecordStoreError("the record store is not an existing SQLite file in step "
-                               "with smttask.toml; it cannot be read directly")
+    path = sqlite_path(project) if engine in ("auto", "sqlite") else None
+    conn = postgres_reader(project) if engine in ("auto", "postgres") and not path else None
+    if engine in ("sqlite", "postgres") and path is None and conn is None:
+        raise RecordStoreError(f"the record store cannot be read directly as {engine} (not "
+                               "an existing store in step with smttask.toml, or no psycopg2)")
     if path is not None:
         found = _sqlite_rows(path, project.name, query)
+    elif conn is not None:
+        found = _postgres_rows(conn, project.name, query)
     else:
         found = _django_rows(project, query)
     result: list[dict[str, Any]] = []
     if query.limit == 0:
         return result
     check = bool(query.tags or query.tasks or query.statuses)
-    if path is not None and query.all_pushed:  # SQLite matched the tags exactly
+    if (path is not None or conn is not None) and query.all_pushed:  # tags matched exactly
         check = False
     for row in found:
         row["tags"] = {t for t in (row["tags"] or "").split(",") if t}
@@ -160,46 +165,69 @@ def _django_rows(project: Project, query: Query) -> Iterable[dict[str, Any]]:
         yield from qs.iterator(chunk_size=2000)
 
 
-def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
-    """Rows read straight from Sumatra's Django/SQLite schema (read-only)."""
+def _select(project_name: str, query: Query, sqlite: bool
+            ) -> tuple[str, list[Any], tuple[str, ...]]:
+    """The rows' SELECT on Sumatra's schema (``%s`` placeholders), its arguments and the
+    names of its columns. SQLite compares times as Django stores them (naive UTC text)
+    and reads each task name with its JSON functions."""
 
-    def utc(t: datetime) -> str:  # Django stores aware datetimes as naive UTC text
-        return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    def time(t: datetime) -> Any:
+        return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else t
 
-    where, args = ["r.project_id = ?"], [project_name]
+    where = ["r.project_id = %s"]
+    args: list[Any] = [project_name]
     if query.since is not None:
-        where.append("r.timestamp >= ?")
-        args.append(utc(query.since))
+        where.append("r.timestamp >= %s")
+        args.append(time(query.since))
     if query.until is not None:
-        where.append("r.timestamp < ?")
-        args.append(utc(query.until))
+        where.append("r.timestamp < %s")
+        args.append(time(query.until))
     if query.labels:
-        where.append(f"r.label IN ({','.join('?' * len(query.labels))})")
+        where.append(f"r.label IN ({','.join(['%s'] * len(query.labels))})")
         args.extend(query.labels)
     if query.label_prefix:
-        where.append("substr(r.label, 1, ?) = ?")
-        args.extend([str(len(query.label_prefix)), query.label_prefix])
+        where.append("substr(r.label, 1, %s) = %s")
+        args.extend([len(query.label_prefix), query.label_prefix])
     for tag in query.pushed_tags:  # exact: the tags column is "a,b,c"
-        where.append("instr(',' || r.tags || ',', ?) > 0")
+        where.append("strpos(',' || r.tags || ',', %s) > 0" if not sqlite
+                     else "instr(',' || r.tags || ',', %s) > 0")
         args.append(f",{tag},")
     fields: tuple[str, ...] = tuple(
         f for f in ROW_FIELDS if query.parameters or f != "parameters__content")
     columns = ", ".join(f"r.{c}" if c != "parameters__content" else "p.content"
                         for c in fields)
-    if query.tasknames:
+    if query.tasknames and sqlite:
         columns += f", {_TASKNAME_SQL}"
         args.insert(0, RECORD_FORMAT)
         fields += ("taskname",)
-    sql = (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
-           f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
-           "ORDER BY r.timestamp DESC, r.label DESC")
+    return (f"SELECT {columns} FROM django_store_record r JOIN django_store_parameterset p "
+            f"ON p.id = r.parameters_id WHERE {' AND '.join(where)} "
+            "ORDER BY r.timestamp DESC, r.label DESC"), args, fields
+
+
+def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
+    """Rows read straight from Sumatra's Django/SQLite schema (read-only)."""
+    sql, args, fields = _select(project_name, query, sqlite=True)
     with translated("cannot read the record store"), contextlib.closing(read_only(path)) as db:
-        for values in db.execute(sql, args):
+        for values in db.execute(sql.replace("%s", "?"), args):
             row = dict(zip(fields, values, strict=True))
             if row.get("taskname") is not None:
                 row["taskname"] = str(row["taskname"])
             row["timestamp"] = datetime.fromisoformat(f"{row['timestamp']}+00:00")
             yield row
+
+
+def _postgres_rows(conn: Any, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
+    """Rows read straight from Sumatra's Django/PostgreSQL schema (psycopg2, no Django):
+    times in UTC, as Django gives them."""
+    sql, args, fields = _select(project_name, query, sqlite=False)
+    with translated("cannot read the record store"), contextlib.closing(conn.cursor()) as cur:
+        cur.execute(sql, args)
+        while batch := cur.fetchmany(2000):
+            for values in batch:
+                row = dict(zip(fields, values, strict=True))
+                row["timestamp"] = row["timestamp"].astimezone(UTC)
+                yield row
 
 
 def labels(project: Project) -> list[str]:
