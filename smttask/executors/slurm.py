@@ -272,8 +272,10 @@ class SlurmExecutor:
         gone_since: dict[str, float] = {}
         live: set[str] | None = None
         asked = 0.0
-        results: dict[str, Path] = {}  # element id → its result file (once: submitit's
-        try:  # paths cost a few hundred µs, and an element holds many jobs)
+        # Each element's result file, looked for once per pass: submitit builds its path
+        # slowly (a few hundred µs) and an element runs many jobs.
+        results: dict[str, Path] = {}  # element id → its result file
+        try:
             while True:
                 running = [j for j in batch.jobs if j.state is JobState.RUNNING]
                 if not running:

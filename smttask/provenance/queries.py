@@ -30,6 +30,7 @@ from .binding import bootstrap, record_manager
 from .connection import postgres_reader, reading_sql
 from .records import RECORD_FORMAT, is_record_form, status_tag
 from .store import read_only, sqlite_path, translated
+from .writer import Sql
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
            "record_of_output", "rows"]
@@ -142,7 +143,7 @@ def _taskname(content: str | None) -> str:
 _TASKNAME_SQL = (
     "CASE WHEN json_valid(p.content) THEN CASE WHEN json_type(p.content) = 'object' THEN "
     "CASE WHEN json_type(p.content, '$._smttask') = 'object' AND "
-    "json_extract(p.content, '$._smttask.format') = ? "
+    "json_extract(p.content, '$._smttask.format') = %s "
     "THEN ifnull(json_extract(p.content, '$._smttask.task'), '') "
     "ELSE ifnull(json_extract(p.content, '$.taskname'), '') END ELSE '' END END")
 
@@ -207,27 +208,31 @@ def _select(project_name: str, query: Query, sqlite: bool
 
 def _sqlite_rows(path: Path, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
     """Rows read straight from Sumatra's Django/SQLite schema (read-only)."""
-    sql, args, fields = _select(project_name, query, sqlite=True)
     with translated("cannot read the record store"), contextlib.closing(read_only(path)) as db:
-        for values in db.execute(sql.replace("%s", "?"), args):
-            row = dict(zip(fields, values, strict=True))
-            if row.get("taskname") is not None:
-                row["taskname"] = str(row["taskname"])
-            row["timestamp"] = datetime.fromisoformat(f"{row['timestamp']}+00:00")
-            yield row
+        yield from _direct_rows(Sql(db.cursor(), qmark=True, one_trip=False), project_name,
+                                query)
 
 
 def _postgres_rows(conn: Any, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
-    """Rows read straight from Sumatra's Django/PostgreSQL schema (psycopg2, no Django):
-    times in UTC, as Django gives them."""
-    sql, args, fields = _select(project_name, query, sqlite=False)
+    """Rows read straight from Sumatra's Django/PostgreSQL schema (psycopg2, no Django)."""
     with translated("cannot read the record store"), contextlib.closing(conn.cursor()) as cur:
-        cur.execute(sql, args)
-        while batch := cur.fetchmany(2000):
-            for values in batch:
-                row = dict(zip(fields, values, strict=True))
+        yield from _direct_rows(Sql(cur, qmark=False, one_trip=False), project_name, query)
+
+
+def _direct_rows(sql: Sql, project_name: str, query: Query) -> Iterable[dict[str, Any]]:
+    """The rows of :func:`_select`, with times in UTC as Django gives them."""
+    text, args, fields = _select(project_name, query, sqlite=sql.qmark)
+    sql.execute(text, args)
+    while batch := sql.cursor.fetchmany(2000):
+        for values in batch:
+            row = dict(zip(fields, values, strict=True))
+            if sql.qmark:  # SQLite: naive UTC text, task names read by its JSON functions
+                if row.get("taskname") is not None:
+                    row["taskname"] = str(row["taskname"])
+                row["timestamp"] = datetime.fromisoformat(f"{row['timestamp']}+00:00")
+            else:
                 row["timestamp"] = row["timestamp"].astimezone(UTC)
-                yield row
+            yield row
 
 
 def labels(project: Project) -> list[str]:
