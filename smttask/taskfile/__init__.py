@@ -31,6 +31,7 @@ from .files import (
     collect,
     describe,
     describe_json,
+    is_description,
     load,
     save,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "collect",
     "describe",
     "describe_json",
+    "is_description",
     "is_record_form",
     "load",
     "load_record_form",

@@ -58,6 +58,13 @@ def describe(task: Task) -> dict[str, Any]:
     }
 
 
+def is_description(value: Any) -> bool:
+    """True for a task description (a nested one included): a dict with an ``smttask``
+    format and its inputs."""
+    return (isinstance(value, dict) and bool(value.get("smttask"))
+            and isinstance(value.get("inputs"), dict))
+
+
 _BIG = 1 << 16
 
 

@@ -10,7 +10,7 @@ from .. import config
 from ..errors import TaskFileError
 from ..provenance.records import RECORD_FORMAT
 from ..task import Task
-from .files import FORMAT, _allowed_packages, _build, _input_adapter
+from .files import FORMAT, _allowed_packages, _build, _input_adapter, is_description
 
 if TYPE_CHECKING:
     from ..outputs import Datastore
@@ -62,8 +62,7 @@ def record_inputs(desc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     inputs = desc.get("inputs")
     for name, value in (inputs.items() if isinstance(inputs, dict) else ()):
-        if isinstance(value, dict) and value.get("smttask") and isinstance(value.get("inputs"),
-                                                                           dict):
+        if is_description(value):
             nested = record_inputs(value)
             nested["_smttask"] = {"task": value.get("taskname"), "module": value.get("module"),
                                   "digest": value.get("digest")}

@@ -219,14 +219,9 @@ def summary_of(row: dict[str, Any], project: config.Project) -> dict[str, Any]:
 
 
 def _without_reasons(desc: dict[str, Any]) -> dict[str, Any]:
-    """A task description whose nested tasks have no reason (a dict input that merely has
-    an ``smttask`` key is data, left as it is)."""
-    from ..taskfile import FORMAT
+    """A task description whose nested tasks have no reason."""
+    from ..taskfile import is_description
 
-    def nested(value: Any) -> bool:
-        return (isinstance(value, dict) and value.get("smttask") == FORMAT
-                and isinstance(value.get("inputs"), dict))
-
-    inputs = {name: {**_without_reasons(value), "reason": None} if nested(value) else value
-              for name, value in desc["inputs"].items()}
+    inputs = {name: {**_without_reasons(value), "reason": None} if is_description(value)
+              else value for name, value in desc["inputs"].items()}
     return {**desc, "inputs": inputs}
