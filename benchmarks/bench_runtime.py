@@ -102,12 +102,10 @@ def make_repo(root: Path, *, smttask_project: bool) -> str:
 # --- timing ---------------------------------------------------------------------------------
 
 def measure(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float = 0.05,
-            number: int | None = None, warmup: int = 1,
-            summary: Callable[[list[float]], float] = statistics.median) -> dict[str, float]:
-    """Seconds per call of each function (the median of the repeats, or ``summary``:
-    ``min`` for the best, as timeit reports); see :func:`samples`."""
+            number: int | None = None, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each function over the repeats (see :func:`samples`)."""
     found = samples(fns, repeats, min_time=min_time, number=number, warmup=warmup)
-    return {name: summary(v) for name, v in found.items()}
+    return {name: statistics.median(v) for name, v in found.items()}
 
 
 def samples(fns: dict[str, Callable[[], Any]], repeats: int, *, min_time: float = 0.05,
