@@ -26,6 +26,14 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 
+# New SQLite record stores are copies of an empty store cached under the cache folder
+# (smttask.provenance.template), which follows HOME. The documentation's sessions each
+# have a HOME of their own, and a worker pool's fork server started in one keeps it for
+# the rest of its pytest worker's life: its workers then found no cached store and
+# imported Django to make each new store. One cache folder for the run, as on a user's
+# machine (tests of a missing cache set their own).
+os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+
 CONFIG = """\
 [project]
 name = "testproj"

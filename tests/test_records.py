@@ -321,6 +321,38 @@ def test_processes_record_without_django_once_a_store_was_made(proj, tmp_path,
         assert _schema(second.root / ".smt/records") == _schema(proj.root / ".smt/records")
 
 
+def test_a_moved_project_reads_and_records_without_django(proj, tmp_path):
+    """A project folder moved or copied elsewhere (its .smt/project names the old absolute
+    paths) lists and records at its first command through a plain SQLite connection, as
+    before the move: the paths are brought in step, the store and its records kept."""
+    import shutil
+
+    from conftest import Proj
+
+    tasks = proj.module(TASKS)
+    first = tasks.square(x=1.0)
+    first.run()
+    moved = Proj(shutil.copytree(proj.root, tmp_path / "moved", symlinks=True))
+    moved.pkg = proj.pkg
+    out = moved.run_python(f"""
+        import sys
+        from smttask import RecordStoreView
+        labels = [r.label for r in RecordStoreView()]
+        imported = sorted({{"django", "sumatra"}} & set(sys.modules))
+        from {proj.pkg}.tasks import square
+        task = square(x=2.0)
+        task.run()
+        print(task.record_label, labels, imported,
+              sorted({{"django", "sumatra"}} & set(sys.modules)))
+        """).stdout.splitlines()[-1]
+    label = out.split()[0]
+    assert out == f"{label} ['{first.record_label}'] [] []"
+    assert json.loads((moved.root / ".smt/project").read_text())["default_repository"][
+        "url"] == str(moved.root)
+    assert [r.label for r in RecordStoreView(moved.project)] == [label, first.record_label]
+    assert [r.label for r in RecordStoreView(proj.project)] == [first.record_label]
+
+
 def test_a_corrupt_store_template_is_set_aside_for_a_migration(proj, tmp_path, monkeypatch):
     """A damaged copy of the empty store in the cache is not copied: the new store is
     migrated as if there were none, and the cache gets a sound copy again."""

@@ -13,13 +13,14 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..config import Project
 from .binding import bootstrap, is_postgres, raw_sql
 from .projectfile import project_file_in_step
 from .store import lock_key, locked, read_only, safe_url, sqlite_path, store_errors, translated
-from .template import sqlite_from_template
+from .template import ready_sqlite
 from .writer import SCHEMA, Sql
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ensure_store",
     "postgres_reader",
     "reading_sql",
+    "sqlite_store",
     "writing_sql",
 ]
 
@@ -40,8 +42,8 @@ def writing_sql(project: Project) -> Iterator[Sql]:
     with COMMIT."""
     direct = direct_connection(project)
     if direct is None:
-        sqlite_from_template(project)  # a new store: a copy of the cached empty one
-        direct = direct_connection(project)  # made now, or by another process meanwhile
+        ready_sqlite(project)  # a new store (a copy of the cached empty one), or a moved one
+        direct = direct_connection(project)  # ready now, or by another process meanwhile
     if direct is None:
         with _django_sql(project) as sql:
             yield sql
@@ -114,7 +116,7 @@ def reading_sql(project: Project) -> Iterator[Sql]:
     of its own to a SQLite store that exists and follows smttask.toml, or the direct
     psycopg2 connection to a ready PostgreSQL store (each statement its own transaction);
     Django's connection otherwise."""
-    path = sqlite_path(project)
+    path = sqlite_store(project)
     if path is not None:
         with contextlib.closing(read_only(path)) as db:
             yield Sql(db.cursor(), qmark=True, one_trip=False)
@@ -127,6 +129,15 @@ def reading_sql(project: Project) -> Iterator[Sql]:
     bootstrap(project)
     with raw_sql() as sql:
         yield sql
+
+
+def sqlite_store(project: Project) -> Path | None:
+    """The project's SQLite store, if it exists ready for smttask's own connection; in a
+    project moved or copied elsewhere, ``.smt/project`` is brought in step first."""
+    path = sqlite_path(project)
+    if path is None and os.path.isfile(project.record_store_url) and ready_sqlite(project):
+        path = sqlite_path(project)
+    return path
 
 
 def postgres_reader(project: Project) -> Any:
@@ -208,6 +219,6 @@ def ensure_store(project: Project) -> None:
     Sumatra and Django versions on this machine, an older store to migrate)."""
     with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
         if direct_connection(project) is None:
-            sqlite_from_template(project)
+            ready_sqlite(project)
             if direct_connection(project) is None:
                 bootstrap(project)

@@ -27,9 +27,9 @@ from ..config import Project
 from ..errors import RecordStoreError
 from ..outputs import Datastore
 from .binding import bootstrap, record_manager
-from .connection import postgres_reader, reading_sql
+from .connection import postgres_reader, reading_sql, sqlite_store
 from .records import RECORD_FORMAT, is_record_form, status_tag
-from .store import read_only, sqlite_path, translated
+from .store import read_only, translated
 from .writer import Sql
 
 __all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
@@ -97,7 +97,7 @@ def rows(project: Project, query: Query | None = None, *,
     reader returns the rows Django's ORM does).
     """
     query = query or Query()
-    path = sqlite_path(project) if engine in ("auto", "sqlite") else None
+    path = sqlite_store(project) if engine in ("auto", "sqlite") else None
     conn = postgres_reader(project) if engine in ("auto", "postgres") and not path else None
     if engine in ("sqlite", "postgres") and path is None and conn is None:
         raise RecordStoreError(f"the record store cannot be read directly as {engine} (not "

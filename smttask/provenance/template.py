@@ -1,4 +1,4 @@
-"""New SQLite stores as copies of an empty store cached per machine.
+"""New SQLite stores as copies of an empty store cached per machine; moved ones followed.
 
 Migrating a new store costs a fifth of a second and Django's import half a second more;
 copying the cached empty store (``$XDG_CACHE_HOME/smttask/``, keyed by the Sumatra and
@@ -24,7 +24,7 @@ __all__ = [
     "copy_template",
     "keep_template",
     "open_template",
-    "sqlite_from_template",
+    "ready_sqlite",
     "template_path",
 ]
 
@@ -85,19 +85,34 @@ def keep_template(migrated: sqlite3.Connection) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def sqlite_from_template(project: Project) -> bool:
-    """Make the project's SQLite store from the cached empty store, and ``.smt/project``,
-    without Django; False if it cannot (no template yet, not SQLite, a store that is
-    there but not ready: :func:`.binding.bootstrap` does those)."""
+def ready_sqlite(project: Project) -> bool:
+    """Make the project's SQLite store ready for smttask's own connection without Django:
+    a new store copied from the cached empty one, or ``.smt/project`` brought in step for
+    a store made by this smttask in a project that was moved or copied (its absolute
+    paths). False if it cannot: no template yet, not SQLite, a store to migrate
+    (:func:`.binding.bootstrap` does those)."""
     url = project.record_store_url
-    if "://" in url or not template_path().is_file():
+    if "://" in url:
         return False
     with locked(project):
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(url, timeout=30)) as db:
-            if db.execute("SELECT count(*) FROM sqlite_master").fetchone() != (0,):
-                return False  # made meanwhile, or an older store
-            if not copy_template(db):
-                return False
+        try:
+            with contextlib.closing(sqlite3.connect(url, timeout=30)) as db:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone() != (0,):
+                    if not _current(db):  # an older store: to migrate
+                        return False
+                elif not template_path().is_file() or not copy_template(db):
+                    return False
+        except sqlite3.DatabaseError:  # not a database: bootstrap says so
+            return False
         write_project_file(project)
     return True
+
+
+def _current(db: sqlite3.Connection) -> bool:
+    """Whether a store has this smttask's additions (so Sumatra's tables, migrated)."""
+    try:
+        row = db.execute("SELECT value FROM smttask_meta WHERE name = 'schema'").fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and int(row[0]) >= SCHEMA
