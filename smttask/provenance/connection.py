@@ -21,7 +21,7 @@ from .binding import bootstrap, is_postgres, raw_sql
 from .projectfile import project_file_in_step
 from .store import lock_key, locked, read_only, safe_url, sqlite_path, store_errors, translated
 from .template import ready_sqlite
-from .writer import SCHEMA, Sql
+from .writer import SCHEMA, Sql, stored_schema
 
 __all__ = [
     "direct_connection",
@@ -188,11 +188,10 @@ def direct_connection(project: Project) -> Any:
         return None
     try:
         with contextlib.closing(conn.cursor()) as cursor:
-            cursor.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
-            row = cursor.fetchone()
+            current = stored_schema(cursor) >= SCHEMA
     except store_errors():  # not made yet, or made by an older smttask
-        row = None
-    if row is None or int(row[0]) < SCHEMA:
+        current = False
+    if not current:
         conn.close()
         return None
     _direct[key] = conn

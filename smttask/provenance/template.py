@@ -18,7 +18,7 @@ from .. import _fs
 from ..config import Project
 from .projectfile import version_of, write_project_file
 from .store import locked, read_only
-from .writer import SCHEMA
+from .writer import SCHEMA, stored_schema
 
 __all__ = [
     "copy_template",
@@ -47,8 +47,7 @@ def open_template() -> sqlite3.Connection | None:
         return None
     try:
         sound = (db.execute("PRAGMA quick_check").fetchone() == ("ok",)
-                 and db.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
-                 .fetchone() == (SCHEMA,)
+                 and stored_schema(db.cursor()) == SCHEMA
                  and db.execute("SELECT count(*) FROM django_store_record").fetchone() == (0,))
     except sqlite3.Error:
         sound = False
@@ -112,7 +111,6 @@ def ready_sqlite(project: Project) -> bool:
 def _current(db: sqlite3.Connection) -> bool:
     """Whether a store has this smttask's additions (so Sumatra's tables, migrated)."""
     try:
-        row = db.execute("SELECT value FROM smttask_meta WHERE name = 'schema'").fetchone()
+        return stored_schema(db.cursor()) >= SCHEMA
     except sqlite3.Error:
         return False
-    return row is not None and int(row[0]) >= SCHEMA

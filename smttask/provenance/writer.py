@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import xxhash
 
 __all__ = ["SCHEMA", "DataKeyRow", "Sql", "SqlWriter", "StoredRecord", "ensure_schema",
-           "schema_version"]
+           "schema_version", "stored_schema"]
 
 T = TypeVar("T")
 
@@ -58,8 +58,14 @@ def schema_version() -> int:
     if "smttask_meta" not in conn.introspection.table_names():
         return 0
     with conn.cursor() as cur:
-        cur.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
-        row = cur.fetchone()
+        return stored_schema(cur)
+
+
+def stored_schema(cursor: Any) -> int:
+    """The version of smttask's additions a store records, read through a DB-API cursor
+    (0: none recorded); a database without smttask's table raises the driver's error."""
+    cursor.execute("SELECT value FROM smttask_meta WHERE name = 'schema'")
+    row = cursor.fetchone()
     return int(row[0]) if row else 0
 
 
