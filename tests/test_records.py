@@ -295,8 +295,8 @@ def test_eight_processes_on_a_fresh_project_lose_no_record(proj):
 
 def test_processes_record_without_django_once_a_store_was_made(proj, tmp_path,
                                                                monkeypatch):
-    """Once a store was made on this machine, a process records through a plain SQLite
-    connection, into that store or into a new project's new store (a copy of the empty
+    """Once a store was made on this machine, a process lists and records through a plain
+    SQLite connection, in that store or in a new project's new store (a copy of the empty
     one): neither Django nor Sumatra is imported (half a second per process)."""
     from conftest import new_proj
 
@@ -305,6 +305,8 @@ def test_processes_record_without_django_once_a_store_was_made(proj, tmp_path,
     tasks.square(x=1.0).run()  # the first store: migrated through Django
     script = """
         import sys
+        from smttask import RecordStoreView
+        list(RecordStoreView())  # in the new project: before its store exists
         from {pkg}.tasks import square
         task = square(x=2.0)
         task.run()

@@ -132,10 +132,11 @@ def reading_sql(project: Project) -> Iterator[Sql]:
 
 
 def sqlite_store(project: Project) -> Path | None:
-    """The project's SQLite store, if it exists ready for smttask's own connection; in a
-    project moved or copied elsewhere, ``.smt/project`` is brought in step first."""
+    """The project's SQLite store, ready for smttask's own connection: made from the
+    cached empty store if there is none yet, and in a project moved or copied elsewhere
+    with ``.smt/project`` brought in step first; None if that takes Django."""
     path = sqlite_path(project)
-    if path is None and os.path.isfile(project.record_store_url) and ready_sqlite(project):
+    if path is None and ready_sqlite(project):
         path = sqlite_path(project)
     return path
 
