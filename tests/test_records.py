@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import version
 
 import pytest
+from conftest import cli
 
 import smttask
 from smttask import DirtyRepositoryError, TaskExecutionError, provenance
@@ -353,6 +354,22 @@ def test_a_moved_project_reads_and_records_without_django(proj, tmp_path):
         "url"] == str(moved.root)
     assert [r.label for r in RecordStoreView(moved.project)] == [label, first.record_label]
     assert [r.label for r in RecordStoreView(proj.project)] == [first.record_label]
+
+
+def test_a_moved_project_whose_smt_folder_cannot_be_written_is_one_line(proj, tmp_path):
+    """Following a moved store takes the store's lock: when that fails (here the lock file
+    is a folder; a read-only file system does the same), a listing says so in one line."""
+    import shutil
+
+    proj.module(TASKS).square(x=1.0).run()
+    moved = shutil.copytree(proj.root, tmp_path / "moved", symlinks=True)
+    (moved / ".smt/records.lock").unlink()
+    (moved / ".smt/records.lock").mkdir()
+    out = cli("store", "list", cwd=moved)
+    assert out.returncode != 0
+    assert out.stderr.startswith(f"Error: cannot open the record store {moved}/.smt/records"), \
+        out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def test_a_corrupt_store_template_is_set_aside_for_a_migration(proj, tmp_path, monkeypatch):

@@ -136,8 +136,10 @@ def sqlite_store(project: Project) -> Path | None:
     cached empty store if there is none yet, and in a project moved or copied elsewhere
     with ``.smt/project`` brought in step first; None if that takes Django."""
     path = sqlite_path(project)
-    if path is None and ready_sqlite(project):
-        path = sqlite_path(project)
+    if path is None:
+        with translated(f"cannot open the record store {safe_url(project.record_store_url)}"):
+            if ready_sqlite(project):
+                path = sqlite_path(project)
     return path
 
 
