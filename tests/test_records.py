@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
 
 import pytest
-from conftest import cli
+from conftest import Proj, cli
 
 import smttask
 from smttask import DirtyRepositoryError, TaskExecutionError, provenance
@@ -328,10 +329,6 @@ def test_a_moved_project_reads_and_records_without_django(proj, tmp_path):
     """A project folder moved or copied elsewhere (its .smt/project names the old absolute
     paths) lists and records at its first command through a plain SQLite connection, as
     before the move: the paths are brought in step, the store and its records kept."""
-    import shutil
-
-    from conftest import Proj
-
     tasks = proj.module(TASKS)
     first = tasks.square(x=1.0)
     first.run()
@@ -359,8 +356,6 @@ def test_a_moved_project_reads_and_records_without_django(proj, tmp_path):
 def test_a_moved_project_whose_smt_folder_cannot_be_written_is_one_line(proj, tmp_path):
     """Following a moved store takes the store's lock: when that fails (here the lock file
     is a folder; a read-only file system does the same), a listing says so in one line."""
-    import shutil
-
     proj.module(TASKS).square(x=1.0).run()
     moved = shutil.copytree(proj.root, tmp_path / "moved", symlinks=True)
     (moved / ".smt/records.lock").unlink()

@@ -98,19 +98,12 @@ def ready_sqlite(project: Project) -> bool:
         try:
             with contextlib.closing(sqlite3.connect(url, timeout=30)) as db:
                 if db.execute("SELECT count(*) FROM sqlite_master").fetchone() != (0,):
-                    if not _current(db):  # an older store: to migrate
+                    if stored_schema(db.cursor()) < SCHEMA:  # an older store: to migrate
                         return False
                 elif not template_path().is_file() or not copy_template(db):
                     return False
-        except sqlite3.DatabaseError:  # not a database: bootstrap says so
+        except sqlite3.Error:  # not a database, or no smttask tables: bootstrap decides
             return False
         write_project_file(project)
     return True
 
-
-def _current(db: sqlite3.Connection) -> bool:
-    """Whether a store has this smttask's additions (so Sumatra's tables, migrated)."""
-    try:
-        return stored_schema(db.cursor()) >= SCHEMA
-    except sqlite3.Error:
-        return False
