@@ -34,6 +34,12 @@ GIT_ENV = {
 # machine (tests of a missing cache set their own).
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
 
+# One BLAS thread per process. The suite runs three workers on two cores, and most tests
+# start interpreters that import numpy: OpenBLAS would start a thread per core in each,
+# and its start alone costs about 0.1 s of CPU per interpreter (half of numpy's import).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 CONFIG = """\
 [project]
 name = "testproj"
