@@ -50,6 +50,9 @@ def test_changes_to_the_file_are_picked_up(tmp_path):
     ('[project]\nname = "x"\n[repo]\ndirty_directories = ["../up"]\n',
      "smttask.toml: repo.dirty_directories: '../up' must stay inside"),
     ('[project\n', r"smttask.toml: \(syntax\)"),
+    # A quoted key holding a line break (found by tests/test_fuzz.py) stays quoted.
+    ('[project]\nname = "x"\n[executor.slurm]\n"a\\nb.c" = 1\n',
+     r'smttask.toml: executor.slurm."a\\nb.c": Extra inputs'),
 ])
 def test_malformed_file_gives_key_path_and_reason(tmp_path, text, message):
     root = write(tmp_path, text)

@@ -3,6 +3,7 @@ sections they make up, validated by pydantic."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import PurePosixPath
@@ -229,9 +230,15 @@ class ProjectConfig(_Section):
 def describe_error(err: ValidationError) -> str:
     """The first validation error as one line: ``smttask.toml: key: message``."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
+    loc = ".".join(_key(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ").replace("\n", "\\n")
     return f"{CONFIG_FILE}: {loc}: {msg}"
+
+
+def _key(part: str | int) -> str:
+    """A key of the error's location as TOML writes it (quoted when it must be)."""
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
 
 
 
