@@ -14,11 +14,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Three test workers per two cores: many tests wait on worker pools, SLURM, PostgreSQL
-# or a pseudo-terminal, and another worker keeps the core busy meanwhile; each worker
-# also imports and collects everything once (2 cores: -n 3 took 163-165 s and 265 s of
-# CPU, -n 4 168-185 s and 282-300 s, alternated).
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 1 ? 3 * n / 2 : 1 )))
+# One test worker per core. A third worker on two cores kept cores busy while others
+# waited on pools, SLURM or PostgreSQL, but cost more CPU than it saved once the tests'
+# interpreters ran one BLAS thread each (alternated full runs on 2 cores: -n 2 146.8 s
+# and 130.3 s, 217 s and 191 s of CPU; -n 3 166.6 s and 155.2 s, 270 s and 253 s).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 # Bytecode is cached as on any user's machine, even where PYTHONDONTWRITEBYTECODE is set:
 # otherwise each of the suite's ~170 Python processes compiles smttask again, and each
