@@ -36,9 +36,9 @@ GIT_ENV = {
 # machine (tests of a missing cache set their own).
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
 
-# One BLAS thread per process. The suite runs three workers on two cores, and most tests
-# start interpreters that import numpy: OpenBLAS would start a thread per core in each,
-# and its start alone costs about 0.1 s of CPU per interpreter (half of numpy's import).
+# One BLAS thread per process. The suite runs a worker per core, and most tests start
+# interpreters that import numpy: OpenBLAS would start a thread per core in each, and its
+# start alone costs about 0.1 s of CPU per interpreter (half of numpy's import).
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -234,8 +234,8 @@ def pytest_sessionstart(session):
     if os.environ.get("PYTEST_XDIST_WORKER") or factory is None or factory._given_basetemp:
         return
     current = factory.getbasetemp()
-    runs = sorted((int(p.name.removeprefix("pytest-")), p)
-                  for p in current.parent.glob("pytest-[0-9]*") if p.name[7:].isdigit())
+    runs = sorted((int(p.name[7:]), p) for p in current.parent.glob("pytest-*")
+                  if p.name[7:].isdigit())
     old = [p for _, p in runs[:-2] if p != current and not (p / ".lock").exists()]
     doomed = []
     for path in old:

@@ -241,7 +241,6 @@ def _key(part: str | int) -> str:
     return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
 
 
-
 def validate_text(text: str) -> ProjectConfig:
     """The configuration in ``text`` (TOML), or a one-line ConfigError."""
     try:
