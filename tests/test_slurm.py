@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from services import wait_for
 
 from smttask import ExecutorError, provenance
+from smttask.executors.slurm import idle_cpus
 from smttask.view import RecordStoreView
 
 # One server per test session: these tests run on one xdist worker.
@@ -130,7 +132,11 @@ def test_auto_packing_spreads_short_tasks_over_the_idle_cpus(proj, slurm):
     assert tasks.square(x=1.0).run() == 1.0  # its record says how long a square takes
     for x in range(2, 8):
         tasks.square(x=float(x)).save(proj.root / "tasks")
+    # The packing follows the CPUs sinfo reports idle at submission: the node may still be
+    # releasing an earlier test's job (one CPU seen busy once, in a fresh-clone run).
+    cpus = os.cpu_count() or 1
+    assert wait_for(lambda: idle_cpus(None) == cpus), "the test cluster stays busy"
     out = proj.cli("run", "--executor", "slurm", "tasks")
     assert out.returncode == 0 and "6 ran" in out.stderr, out.stderr
     elements = {line.split()[0] for line in proj.cli("run", "--status").stdout.splitlines()}
-    assert len(elements) == min(6, os.cpu_count() or 1)  # the test node: one CPU per core
+    assert len(elements) == min(6, cpus)  # the test node: one CPU per core
