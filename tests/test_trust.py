@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,34 @@ def test_a_corrupted_result_is_set_aside_and_recomputed(proj, case, caplog):
     assert link.exists() and link.resolve().read_bytes() != bad
     report = verify()
     assert report.ok, [str(b) for b in report.breaches]
+
+
+def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):
+    tasks = proj.module(TASKS)
+    task = tasks.series(n=8)
+    task.run()
+    _, real = files(proj, task, "r.npy")
+    sidecar = Path(f"{real}{SIDECAR}")
+    sidecar.unlink()
+    os.mkfifo(sidecar)
+    tasks.CALLS.clear()
+
+    class Hung(BaseException):  # no loader may swallow it
+        pass
+
+    def ring(signum, frame):
+        raise Hung("the load waited on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(20)
+    try:
+        tasks.series(n=8).run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert tasks.CALLS == [8]
+    [aside] = set_aside(real.parent)
+    assert (real.parent / f"{aside}{SIDECAR}").is_fifo()  # set aside with its file
 
 
 def test_without_checksum_files_only_the_type_is_checked_and_verify_adds_them(proj, caplog):
