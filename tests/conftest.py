@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,25 @@ def new_proj(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proj]:
 def proj(tmp_path, monkeypatch) -> Iterator[Proj]:
     with new_proj(tmp_path / "proj", monkeypatch) as p:
         yield p
+
+
+class Hang(BaseException):
+    """Code under test ran past its watchdog (BaseException: no loader may swallow it)."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise :class:`Hang` in this thread if the block runs longer than ``seconds``."""
+    def ring(signum, frame):
+        raise Hang(f"ran longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 _cleaner: subprocess.Popen | None = None

@@ -8,17 +8,16 @@ number of cases is printed at the end of the test session.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
 import os
 import random
-import signal
 import sys
 import textwrap
 
 import pytest
+from conftest import Hang, watchdog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,24 +35,6 @@ def fuzz(examples: int):
                     database=None, suppress_health_check=list(HealthCheck))
 
 
-class Hang(BaseException):
-    """A case took longer than HANG_SECONDS (BaseException: no loader may swallow it)."""
-
-
-@contextlib.contextmanager
-def watchdog():
-    def ring(signum, frame):
-        raise Hang(f"a case ran longer than {HANG_SECONDS} s")
-
-    previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 class Counter:
     """Cases run, and those that raised outside the allowed errors or hung."""
 
@@ -69,7 +50,7 @@ class Counter:
         self.cases += 1
         shown = arg if shown is None else shown
         try:
-            with watchdog():
+            with watchdog(HANG_SECONDS):
                 func(arg)
         except allowed as exc:
             if "\n" in str(exc):

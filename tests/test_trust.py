@@ -10,7 +10,6 @@ import errno
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GIT_ENV, SMTTASK
+from conftest import GIT_ENV, SMTTASK, watchdog
 
 from smttask import (
     DirtyRepositoryError,
@@ -126,19 +125,8 @@ def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):
     os.mkfifo(sidecar)
     tasks.CALLS.clear()
 
-    class Hung(BaseException):  # no loader may swallow it
-        pass
-
-    def ring(signum, frame):
-        raise Hung("the load waited on the FIFO")
-
-    previous = signal.signal(signal.SIGALRM, ring)
-    signal.alarm(20)
-    try:
+    with watchdog(20):  # a load waiting on the FIFO raises Hang
         tasks.series(n=8).run()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
     assert tasks.CALLS == [8]
     [aside] = set_aside(real.parent)
     assert (real.parent / f"{aside}{SIDECAR}").is_fifo()  # set aside with its file
