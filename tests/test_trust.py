@@ -29,7 +29,7 @@ from smttask import (
     provenance,
 )
 from smttask.maintenance import verify
-from smttask.outputs import SIDECAR
+from smttask.outputs import SIDECAR, reading
 from smttask.view import RecordStoreView
 
 TASKS = """
@@ -113,6 +113,66 @@ def test_a_corrupted_result_is_set_aside_and_recomputed(proj, case, caplog):
     assert link.exists() and link.resolve().read_bytes() != bad
     report = verify()
     assert report.ok, [str(b) for b in report.breaches]
+
+
+LARGE = 300_000  # 2.4 MB: read in chunks, each hashed by a helper thread behind the read
+
+
+def _flip(at: float):
+    def corrupt(data: bytes) -> bytes:
+        b = bytearray(data)
+        b[min(int(len(b) * at), len(b) - 1)] ^= 0x10
+        return bytes(b)
+    return corrupt
+
+
+@pytest.mark.parametrize("hashing", ["helper thread", "reading thread"])
+@pytest.mark.parametrize(("where", "corrupt"), [
+    ("a bit in the first chunk", _flip(0.1)), ("a bit in a middle chunk", _flip(0.5)),
+    ("the last byte", _flip(1.0)), ("truncated", lambda d: d[: len(d) - 4096])])
+def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, hashing,
+                                                             where, corrupt):
+    # Each process hashes large files in whichever thread has been faster: both are tried.
+    monkeypatch.setattr(reading._choice, "helper", lambda: hashing == "helper thread")
+    tasks = proj.module(TASKS)
+    expected = tasks.series(n=LARGE).run()
+    link, real = files(proj, tasks.series(n=LARGE), "r.npy")
+    os.chmod(real, 0o644)
+    real.write_bytes(corrupt(real.read_bytes()))
+    tasks.CALLS.clear()
+    again = tasks.series(n=LARGE).run()
+    assert tasks.CALLS == [LARGE], where  # ran again: the bad file was never returned
+    np.testing.assert_array_equal(again.r, expected.r)
+    assert len(set_aside(real.parent)) == 1
+    assert verify().ok
+    tasks.CALLS.clear()
+    np.testing.assert_array_equal(tasks.series(n=LARGE).run().r, expected.r)
+    assert tasks.CALLS == []  # the good file loads, verified, from the helper thread too
+
+
+def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj):
+    """A process forked after a large verified load (as a worker pool's may be) has no
+    helper thread: its loads start one instead of waiting for the parent's."""
+    tasks = proj.module(TASKS)
+    expected = tasks.series(n=LARGE).run()
+    tasks.CALLS.clear()
+    tasks.series(n=LARGE).run()  # loaded: this process's helper thread runs now
+    assert tasks.CALLS == [] and reading._helper is not None
+    pid = os.fork()
+    if pid == 0:  # the child: load again, exit 0 if it loaded the right values
+        try:
+            ok = tasks.series(n=LARGE).run().r[-1] == expected.r[-1] and not tasks.CALLS
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.time() + 15
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    if status[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child waited for a helper thread it does not have")
+    assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
 def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):

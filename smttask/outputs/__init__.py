@@ -17,8 +17,9 @@
 :class:`Datastore` holds the two roots; :class:`ResultRef` is one task's result in it
 (its links, files, versions and steps; load, write, link).
 
-Modules: :mod:`.files` (one result file: encoding, sidecar, verification) and
-:mod:`.datastore` (the layout: :class:`Datastore`, :class:`ResultRef`).
+Modules: :mod:`.reading` (a file read and checksummed in one pass), :mod:`.files` (one
+result file: encoding, sidecar, verification) and :mod:`.datastore` (the layout:
+:class:`Datastore`, :class:`ResultRef`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from .files import (
     read_sidecar,
     read_verified,
     type_adapter,
-    verify,
 )
 
 __all__ = [
@@ -63,5 +63,4 @@ __all__ = [
     "read_sidecar",
     "read_verified",
     "type_adapter",
-    "verify",
 ]

@@ -29,12 +29,12 @@ from .files import (
     OutputSpec,
     Written,
     _legacy_warning,
-    _read_file,
     npy_bytes,
     npy_from_buffer,
     quarantine,
     read_verified,
 )
+from .reading import read_hashing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,8 +97,8 @@ class Datastore:
         CorruptResult if changed)."""
         if not key.startswith(f"{BLOBS}/") or "/.." in key or "\\" in key:
             raise CorruptResult(f"{key!r} is not a stored input")
-        data = _read_file(os.fspath(self.input_dir / key))
-        if xxhash.xxh3_128_hexdigest(data) != digest:
+        data, found = read_hashing(os.fspath(self.input_dir / key), xxhash.xxh3_128())
+        if found() != digest:
             raise CorruptResult(f"the stored input {key} does not match its hash")
         return npy_from_buffer(data)
 
@@ -252,10 +252,9 @@ class ResultRef:
             link = folder + spec.suffix
             real = _target(link)
             try:
-                data, meta = read_verified(real)
+                values[spec.name], meta = read_verified(real, spec.decode)
                 if meta is None:
                     _legacy_warning(os.path.realpath(real))
-                values[spec.name] = spec.decode(data)
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:

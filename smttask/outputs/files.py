@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .. import _fs
+from .reading import CorruptResult, read_file, read_hashing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,10 +35,6 @@ logger = logging.getLogger(__name__)
 SIDECAR = ".meta.json"
 #: Where array inputs of records are stored once (in the input datastore).
 BLOBS = ".inputs"
-
-
-class CorruptResult(Exception):
-    """A result file that must not be loaded: checksum, size or type do not match."""
 
 
 def npy_bytes(arr: Any) -> bytes:
@@ -111,50 +109,30 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return meta
 
 
-#: Bytes read (and hashed) at a time: small enough to be hashed while still in the CPU's
-#: cache (half a MB: an AMD EPYC core's L2), which makes a verified load cost little more
-#: than the read itself. Hashing each chunk in a second thread while the next was read
-#: cost more on the project machine, hand-overs included (1.10-1.47x np.load against
-#: 0.98-1.17x serially, read and hash alone).
-_CHUNK = 1 << 19
-
-
-def _read_file(path: str, hasher: Any = None) -> Any:
-    """A file's bytes, into a buffer that is not zero-filled first (a writable uint8
-    array: arrays loaded from it need no copy); each chunk goes through ``hasher`` (an
-    xxhash object) as it arrives."""
-    import numpy as np
-
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        data = np.empty(size, dtype=np.uint8)
-        view = data.data  # a memoryview
-        done = 0
-        while done < size:
-            n = f.readinto(view[done:done + _CHUNK])
-            if not n:
-                break
-            if hasher is not None:
-                hasher.update(view[done:done + n])
-            done += n
-    if done != size:
-        raise CorruptResult(f"read {done} of {size} bytes")
-    return data
-
-
-def read_verified(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any] | None]:
-    """A result file's bytes, checked against its sidecar in the same pass, and the
-    sidecar (None if it has none: not checked). CorruptResult if they disagree."""
+def read_verified(path: str | os.PathLike[str], decode: Callable[[Any], Any] | None = None,
+                  ) -> tuple[Any, dict[str, Any] | None]:
+    """A result file's bytes (or ``decode(bytes)``, computed while the last chunks are
+    hashed), checked against its sidecar, and the sidecar (None if it has none: not
+    checked). CorruptResult if they disagree; a checksum mismatch is reported before
+    anything ``decode`` raised."""
     meta = read_sidecar(path)
-    if meta is None:
-        return _read_file(os.fspath(path)), None
-    hasher = xxhash.xxh3_128()
-    data = _read_file(os.fspath(path), hasher)
+    data, digest = read_hashing(os.fspath(path), None if meta is None else xxhash.xxh3_128())
+    try:
+        value = data if decode is None else decode(data)
+    except Exception:
+        if meta is not None:
+            _check(data, meta, digest())
+        raise
+    if meta is not None:
+        _check(data, meta, digest())
+    return value, meta
+
+
+def _check(data: Any, meta: dict[str, Any], digest: str | None) -> None:
     if meta.get("size") is not None and meta["size"] != len(data):
         raise CorruptResult(f"{len(data)} bytes where {meta['size']} were written")
-    if hasher.hexdigest() != meta["xxh3"]:
+    if digest != meta["xxh3"]:
         raise CorruptResult("checksum mismatch (the file changed after it was written)")
-    return data, meta
 
 
 @dataclass(frozen=True)
@@ -297,15 +275,7 @@ class OutputSpec:
 
     def read(self, path: str | os.PathLike[str]) -> Any:
         """Load one saved value, verified against its checksum when it has one."""
-        return self.decode(read_verified(path)[0])
-
-
-def verify(data: bytes | bytearray, meta: dict[str, Any]) -> None:
-    """CorruptResult unless ``data`` has the size and xxh3-128 its sidecar says."""
-    if meta.get("size") is not None and meta["size"] != len(data):
-        raise CorruptResult(f"{len(data)} bytes where {meta['size']} were written")
-    if xxhash.xxh3_128_hexdigest(data) != meta["xxh3"]:
-        raise CorruptResult("checksum mismatch (the file changed after it was written)")
+        return read_verified(path, self.decode)[0]
 
 
 def check_file(path: Path) -> dict[str, Any] | None:
@@ -325,7 +295,7 @@ def add_sidecar(path: Path, meta: dict[str, Any]) -> None:
 
 def checksums(path: str | os.PathLike[str]) -> tuple[int, str, str]:
     """(size, xxh3-128, SHA-1) of a file."""
-    data = _read_file(os.fspath(path))
+    data = read_file(os.fspath(path))
     return len(data), xxhash.xxh3_128_hexdigest(data), hashlib.sha1(data).hexdigest()
 
 
