@@ -132,12 +132,13 @@ def read_hashing(path: str, hasher: Any) -> tuple[Any, Callable[[], str | None]]
         raise CorruptResult(f"read {done} of {size} bytes")
     if hasher is None:
         return data, lambda: None
-    reply: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    reply: queue.SimpleQueue[str | None] | None = None
     if jobs is not None:
+        reply = queue.SimpleQueue()
         jobs.put((hasher, reply))
 
     def digest() -> str | None:
-        found = reply.get() if jobs is not None else hasher.hexdigest()
+        found = hasher.hexdigest() if reply is None else reply.get()
         if large:
             _choice.note(helper, time.perf_counter() - started, size)
         return found
