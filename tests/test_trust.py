@@ -175,6 +175,30 @@ def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj):
     assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
+def test_a_failure_in_the_helper_thread_is_raised_by_the_reader(tmp_path, monkeypatch):
+    """What a chunk's hashing raised comes back to the load that asked, as itself (not as
+    a corrupt file to set aside), and the helper thread goes on serving later loads."""
+    import xxhash
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(3 * reading.CHUNK))
+    monkeypatch.setattr(reading._choice, "helper", lambda: True)
+
+    class Failing:
+        def update(self, chunk):
+            raise ValueError("the hasher failed")
+
+        def hexdigest(self):
+            return ""
+
+    with watchdog(15):  # a reader left waiting raises Hang
+        _, digest = reading.read_hashing(str(path), Failing())
+        with pytest.raises(ValueError, match="the hasher failed"):
+            digest()
+        _, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
+        assert digest() == xxhash.xxh3_128_hexdigest(path.read_bytes())
+
+
 def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):
     tasks = proj.module(TASKS)
     task = tasks.series(n=8)

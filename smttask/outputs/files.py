@@ -119,7 +119,7 @@ def read_verified(path: str | os.PathLike[str], decode: Callable[[Any], Any] | N
     data, digest = read_hashing(os.fspath(path), None if meta is None else xxhash.xxh3_128())
     try:
         value = data if decode is None else decode(data)
-    except Exception:
+    except CorruptResult:
         if meta is not None:
             _check(data, meta, digest())
         raise

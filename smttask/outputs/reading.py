@@ -64,18 +64,19 @@ _helper_lock = threading.Lock()
 
 def _hash_chunks(jobs: queue.SimpleQueue[tuple[Any, Any]]) -> None:
     """The helper thread: feed each chunk to its hasher, in order; answer a reply queue
-    with the hex digest (None if a chunk could not be hashed)."""
-    broken: set[int] = set()
+    with the hex digest, or with what a chunk's hashing raised (re-raised by the reader:
+    the thread itself must outlive it, or every later load would wait forever)."""
+    failed: dict[int, Exception] = {}
     while True:
         hasher, chunk = jobs.get()
         if isinstance(chunk, queue.SimpleQueue):
-            chunk.put(None if id(hasher) in broken else hasher.hexdigest())
-            broken.discard(id(hasher))
+            chunk.put(failed.pop(id(hasher), None) or hasher.hexdigest())
             continue
-        try:
-            hasher.update(chunk)
-        except Exception:  # answered as a failed checksum
-            broken.add(id(hasher))
+        if id(hasher) not in failed:
+            try:
+                hasher.update(chunk)
+            except Exception as exc:  # handed to the reader, raised there
+                failed[id(hasher)] = exc
 
 
 def _hash_queue() -> queue.SimpleQueue[tuple[Any, Any]]:
@@ -132,13 +133,15 @@ def read_hashing(path: str, hasher: Any) -> tuple[Any, Callable[[], str | None]]
         raise CorruptResult(f"read {done} of {size} bytes")
     if hasher is None:
         return data, lambda: None
-    reply: queue.SimpleQueue[str | None] | None = None
+    reply: queue.SimpleQueue[str | BaseException] | None = None
     if jobs is not None:
         reply = queue.SimpleQueue()
         jobs.put((hasher, reply))
 
     def digest() -> str | None:
         found = hasher.hexdigest() if reply is None else reply.get()
+        if isinstance(found, BaseException):
+            raise found
         if large:
             _choice.note(helper, time.perf_counter() - started, size)
         return found
