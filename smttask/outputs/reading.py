@@ -66,17 +66,17 @@ def _hash_chunks(jobs: queue.SimpleQueue[tuple[Any, Any]]) -> None:
     """The helper thread: feed each chunk to its hasher, in order; answer a reply queue
     with the hex digest, or with what a chunk's hashing raised (re-raised by the reader:
     the thread itself must outlive it, or every later load would wait forever)."""
-    failed: dict[int, Exception] = {}
+    failed: dict[Any, Exception] = {}  # hasher → what its update raised
     while True:
         hasher, chunk = jobs.get()
         if isinstance(chunk, queue.SimpleQueue):
-            chunk.put(failed.pop(id(hasher), None) or hasher.hexdigest())
+            chunk.put(failed.pop(hasher, None) or hasher.hexdigest())
             continue
-        if id(hasher) not in failed:
+        if hasher not in failed:
             try:
                 hasher.update(chunk)
             except Exception as exc:  # handed to the reader, raised there
-                failed[id(hasher)] = exc
+                failed[hasher] = exc
 
 
 def _hash_queue() -> queue.SimpleQueue[tuple[Any, Any]]:
