@@ -115,7 +115,7 @@ def test_a_corrupted_result_is_set_aside_and_recomputed(proj, case, caplog):
     assert report.ok, [str(b) for b in report.breaches]
 
 
-LARGE = 300_000  # 2.4 MB: read in chunks, each hashed by a helper thread behind the read
+LARGE = 300_000  # 2.4 MB: may be read in two halves at once (reading.SPLIT_MIN)
 
 
 def _flip(at: float):
@@ -126,14 +126,14 @@ def _flip(at: float):
     return corrupt
 
 
-@pytest.mark.parametrize("hashing", ["helper thread", "reading thread"])
+@pytest.mark.parametrize("reading_in", ["two threads", "one thread"])
 @pytest.mark.parametrize(("where", "corrupt"), [
     ("a bit in the first chunk", _flip(0.1)), ("a bit in a middle chunk", _flip(0.5)),
     ("the last byte", _flip(1.0)), ("truncated", lambda d: d[: len(d) - 4096])])
-def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, hashing,
+def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, reading_in,
                                                              where, corrupt):
-    # Each process hashes large files in whichever thread has been faster: both are tried.
-    monkeypatch.setattr(reading._choice, "helper", lambda: hashing == "helper thread")
+    # Each process reads large files whichever way has been faster: both are tried.
+    monkeypatch.setattr(reading._choice, "helper", lambda: reading_in == "two threads")
     tasks = proj.module(TASKS)
     expected = tasks.series(n=LARGE).run()
     link, real = files(proj, tasks.series(n=LARGE), "r.npy")
@@ -147,17 +147,18 @@ def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, 
     assert verify().ok
     tasks.CALLS.clear()
     np.testing.assert_array_equal(tasks.series(n=LARGE).run().r, expected.r)
-    assert tasks.CALLS == []  # the good file loads, verified, from the helper thread too
+    assert tasks.CALLS == []  # the good file loads, verified, either way
 
 
-def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj):
+def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj, monkeypatch):
     """A process forked after a large verified load (as a worker pool's may be) has no
     helper thread: its loads start one instead of waiting for the parent's."""
+    monkeypatch.setattr(reading._choice, "helper", lambda: True)
     tasks = proj.module(TASKS)
     expected = tasks.series(n=LARGE).run()
     tasks.CALLS.clear()
     tasks.series(n=LARGE).run()  # loaded: this process's helper thread runs now
-    assert tasks.CALLS == [] and reading._helper is not None
+    assert tasks.CALLS == [] and reading._jobs is not None
     pid = os.fork()
     if pid == 0:  # the child: load again, exit 0 if it loaded the right values
         try:
@@ -175,28 +176,20 @@ def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj):
     assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
-def test_a_failure_in_the_helper_thread_is_raised_by_the_reader(tmp_path, monkeypatch):
-    """What a chunk's hashing raised comes back to the load that asked, as itself (not as
-    a corrupt file to set aside), and the helper thread goes on serving later loads."""
-    import xxhash
+def test_a_fifo_in_place_of_a_result_file_is_set_aside_not_waited_on(proj):
+    tasks = proj.module(TASKS)
+    task = tasks.series(n=8)
+    task.run()
+    _, real = files(proj, task, "r.npy")
+    real.unlink()
+    os.mkfifo(real)
+    tasks.CALLS.clear()
 
-    path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(3 * reading.CHUNK))
-    monkeypatch.setattr(reading._choice, "helper", lambda: True)
-
-    class Failing:
-        def update(self, chunk):
-            raise ValueError("the hasher failed")
-
-        def hexdigest(self):
-            return ""
-
-    with watchdog(15):  # a reader left waiting raises Hang
-        _, digest = reading.read_hashing(str(path), Failing())
-        with pytest.raises(ValueError, match="the hasher failed"):
-            digest()
-        _, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
-        assert digest() == xxhash.xxh3_128_hexdigest(path.read_bytes())
+    with watchdog(20):  # a load waiting on the FIFO raises Hang
+        tasks.series(n=8).run()
+    assert tasks.CALLS == [8]
+    [aside] = set_aside(real.parent)
+    assert (real.parent / aside).is_fifo() and Path(f"{real}{SIDECAR}").is_file()
 
 
 def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):

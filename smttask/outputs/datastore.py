@@ -98,7 +98,7 @@ class Datastore:
         if not key.startswith(f"{BLOBS}/") or "/.." in key or "\\" in key:
             raise CorruptResult(f"{key!r} is not a stored input")
         data, found = read_hashing(os.fspath(self.input_dir / key), xxhash.xxh3_128())
-        if found() != digest:
+        if found != digest:
             raise CorruptResult(f"the stored input {key} does not match its hash")
         return npy_from_buffer(data)
 

@@ -111,21 +111,14 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def read_verified(path: str | os.PathLike[str], decode: Callable[[Any], Any] | None = None,
                   ) -> tuple[Any, dict[str, Any] | None]:
-    """A result file's bytes (or ``decode(bytes)``, computed while the last chunks are
-    hashed), checked against its sidecar, and the sidecar (None if it has none: not
-    checked). CorruptResult if they disagree; a checksum mismatch is reported before
-    anything ``decode`` raised."""
+    """A result file's bytes (or ``decode(bytes)``), checked against its sidecar, and the
+    sidecar (None if it has none: not checked). CorruptResult if they disagree; the bytes
+    are checked before they are decoded."""
     meta = read_sidecar(path)
     data, digest = read_hashing(os.fspath(path), None if meta is None else xxhash.xxh3_128())
-    try:
-        value = data if decode is None else decode(data)
-    except CorruptResult:
-        if meta is not None:
-            _check(data, meta, digest())
-        raise
     if meta is not None:
-        _check(data, meta, digest())
-    return value, meta
+        _check(data, meta, digest)
+    return (data if decode is None else decode(data)), meta
 
 
 def _check(data: Any, meta: dict[str, Any], digest: str | None) -> None:

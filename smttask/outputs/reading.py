@@ -1,13 +1,14 @@
 """Reading a file and checksumming it in one pass.
 
-A file is read in chunks into a buffer that is not zero-filled first. A file larger than
-one chunk can be hashed by a helper thread, one chunk behind the read: xxh3 releases the
-GIL, so the hash runs on a second core while the next chunk is copied, and a verified
-load costs little more than the read alone. Whether the second core is free is not known
-in advance (on a shared VM even an idle guest's second core can be slow): an 8 MB
-verified load took 0.97–1.08× ``np.load`` with the helper against 1.28–1.30× without it
-when it was, 1.78–1.87× against 1.35–1.39× with the other core busy. So each process
-times both ways and uses the faster one (:class:`_Choice`).
+A file is read in chunks into a page-aligned buffer that is not zero-filled first, and
+each chunk is hashed as soon as it lands, while it is still in the CPU's cache. A large
+file can be read in two halves at once: a helper thread reads the second half while this
+thread reads and hashes the first, then hashes the second (xxh3 is sequential, so one
+thread hashes everything; the copying, which costs most, is what runs in parallel). With
+the second core free, an 8 MB verified read took 0.70–0.89× ``np.load`` this way against
+1.10–1.19× in one thread; with the other core busy, 1.2–1.35× against 1.12×. Whether it
+is free is not known in advance (on a shared VM even an idle guest's second core can be
+slow to wake), so each process times both ways and uses the faster one (:class:`_Choice`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CorruptResult", "read_file", "read_hashing"]
 
-#: Bytes read at a time (and handed to the helper thread).
+#: Bytes read, and hashed, at a time.
 CHUNK = 1 << 19
+#: Files from this size up may be read in two halves at once.
+SPLIT_MIN = 1 << 21
+#: Buffers start on a page boundary (4 KiB, the usual page size).
+PAGE = 4096
 
 
 class CorruptResult(Exception):
@@ -31,26 +35,39 @@ class CorruptResult(Exception):
 
 
 class _Choice:
-    """Whether the next large read hashes in the helper thread: the way whose recent
-    loads cost less per byte (the median of its last seven), trying the other way every
-    32nd load so that a change (a core freed or taken) is noticed."""
+    """Whether the next large read is shared with the helper thread. Sharing is the way
+    in use at first; every 16th read the other way is tried, for two reads in a row of
+    which only the second is timed (a helper that has been idle is slow to wake, which a
+    run of shared reads pays less), and taken up if it cost less per byte than the way
+    in use has lately (the median of its last three reads): neighbouring reads are
+    compared, as the machine's speed drifts. A process allowed one CPU never shares."""
 
-    EXPLORE = 32
+    EXPLORE = 16
 
     def __init__(self) -> None:
-        self.costs: dict[bool, collections.deque[float]] = {
-            True: collections.deque(maxlen=7), False: collections.deque(maxlen=7)}
-        self.loads = 0
+        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.way = True  # sharing
+        self.recent: collections.deque[float] = collections.deque(maxlen=3)  # cost/byte
+        self.reads = 0
+        self.last: bool | None = None
+        self.timed = False  # whether the read just chosen is to be timed
 
     def helper(self) -> bool:
-        self.loads += 1
-        if not self.costs[True] or not self.costs[False]:
-            return not self.costs[True]
-        best = _median(self.costs[True]) <= _median(self.costs[False])
-        return not best if self.loads % self.EXPLORE == 0 else best
+        if self.cpus < 2:
+            return False
+        self.reads += 1
+        way = self.way != (self.reads % self.EXPLORE >= self.EXPLORE - 2)
+        self.timed, self.last = way == self.last, way
+        return way
 
     def note(self, helper: bool, seconds: float, size: int) -> None:
-        self.costs[helper].append(seconds / size)
+        cost = seconds / size
+        if helper != self.way:
+            if not self.recent or cost >= _median(self.recent):
+                return
+            self.way = helper
+            self.recent.clear()
+        self.recent.append(cost)
 
 
 def _median(values: collections.deque[float]) -> float:
@@ -58,45 +75,101 @@ def _median(values: collections.deque[float]) -> float:
 
 
 _choice = _Choice()
-_helper: queue.SimpleQueue[tuple[Any, Any]] | None = None
-_helper_lock = threading.Lock()
+_jobs: queue.SimpleQueue[_Shared] | None = None
+_jobs_lock = threading.Lock()
 
 
-def _hash_chunks(jobs: queue.SimpleQueue[tuple[Any, Any]]) -> None:
-    """The helper thread: feed each chunk to its hasher, in order; answer a reply queue
-    with the hex digest, or with what a chunk's hashing raised (re-raised by the reader:
-    the thread itself must outlive it, or every later load would wait forever)."""
-    failed: dict[Any, Exception] = {}  # hasher → what its update raised
+def _helper() -> queue.SimpleQueue[_Shared]:
+    """The helper thread's queue of reads to share (the thread starts at the first).
+    A bare thread: a ``ThreadPoolExecutor``'s futures cost 0.1–0.25 ms per read more."""
+    global _jobs
+    with _jobs_lock:
+        if _jobs is None:
+            _jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(_jobs,), daemon=True,
+                             name="smttask-read").start()
+        return _jobs
+
+
+def _serve(jobs: queue.SimpleQueue[_Shared]) -> None:
     while True:
-        hasher, chunk = jobs.get()
-        if isinstance(chunk, queue.SimpleQueue):
-            chunk.put(failed.pop(hasher, None) or hasher.hexdigest())
-            continue
-        if hasher not in failed:
-            try:
-                hasher.update(chunk)
-            except Exception as exc:  # handed to the reader, raised there
-                failed[hasher] = exc
-
-
-def _hash_queue() -> queue.SimpleQueue[tuple[Any, Any]]:
-    """The helper thread's queue (the thread starts at the first large read)."""
-    global _helper
-    with _helper_lock:
-        if _helper is None:
-            _helper = queue.SimpleQueue()
-            threading.Thread(target=_hash_chunks, args=(_helper,), daemon=True,
-                             name="smttask-checksum").start()
-        return _helper
+        jobs.get().read_back()
 
 
 def _forget_helper() -> None:
-    global _helper, _helper_lock, _choice
+    global _jobs, _jobs_lock, _choice
     # A forked child has no helper thread (nor the parent's cores).
-    _helper, _helper_lock, _choice = None, threading.Lock(), _Choice()
+    _jobs, _jobs_lock, _choice = None, threading.Lock(), _Choice()
 
 
 os.register_at_fork(after_in_child=_forget_helper)
+
+
+def _page_aligned(size: int) -> Any:
+    """An uninitialised uint8 array of ``size`` bytes that starts on a page boundary, as
+    the file's pages do: the kernel copied a page to an address 16 bytes past a page
+    boundary (where a large allocation starts) at a quarter of the speed on the machine
+    measured (docs/performance.md)."""
+    import numpy as np
+
+    buffer = np.empty(size + PAGE, dtype=np.uint8)
+    skip = -buffer.__array_interface__["data"][0] % PAGE
+    return buffer[skip:skip + size]
+
+
+class _Shared:
+    """One read shared by two threads: the reading thread claims chunks from the front
+    of the file (and hashes them as they land), the helper from the back."""
+
+    def __init__(self, fd: int, view: memoryview, size: int) -> None:
+        self.fd, self.view, self.size = fd, view, size
+        self.front, self.back = 0, -(-size // CHUNK)  # chunks [front, back) are unclaimed
+        self.claimed = 0  # chunks the helper has claimed and not yet read
+        self.changed = threading.Condition(threading.Lock())
+        self.short = False  # a read came back short: the file shrank meanwhile
+        self.error: Exception | None = None  # what the helper's reading raised
+
+    def claim(self, from_back: bool) -> int | None:
+        """The next chunk to read (its index), or None when every chunk is taken."""
+        with self.changed:
+            if self.front >= self.back:
+                return None
+            if from_back:
+                self.back -= 1
+                self.claimed += 1
+                return self.back
+            self.front += 1
+            return self.front - 1
+
+    def read(self, index: int) -> bool:
+        """Read one chunk; False if it came back short."""
+        start = index * CHUNK
+        end = min(start + CHUNK, self.size)
+        if os.preadv(self.fd, [self.view[start:end]], start) != end - start:
+            self.short = True
+        return not self.short
+
+    def read_back(self) -> None:
+        """The helper's part: chunks from the back until none is left. What goes wrong
+        is kept for the reading thread to raise (the helper must outlive it)."""
+        try:
+            while (index := self.claim(from_back=True)) is not None:
+                try:
+                    if not self.read(index):
+                        break
+                finally:
+                    with self.changed:
+                        self.claimed -= 1
+                        self.changed.notify()
+        except Exception as exc:  # raised again by the reading thread
+            self.error = exc
+
+    def finish(self) -> None:
+        """Leave the helper nothing more to claim, and wait until it has read what it
+        claimed: the file and the buffer may go after that."""
+        with self.changed:
+            self.back = min(self.back, self.front)
+            self.changed.wait_for(lambda: self.claimed == 0)
 
 
 def read_file(path: str) -> Any:
@@ -104,46 +177,34 @@ def read_file(path: str) -> Any:
     return read_hashing(path, None)[0]
 
 
-def read_hashing(path: str, hasher: Any) -> tuple[Any, Callable[[], str | None]]:
-    """A file's bytes (as :func:`read_file`), and a function that returns the hex digest
-    of ``hasher`` (an xxhash object, or None) over them: call it last, after any other
-    work on the bytes, so that the helper thread's hashing overlaps that work too.
-    CorruptResult if the file shrank while it was read."""
-    import numpy as np
-
-    started = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        data = np.empty(size, dtype=np.uint8)
-        view = data.data  # a memoryview
-        large = hasher is not None and size > CHUNK
-        helper = large and _choice.helper()
-        jobs = _hash_queue() if helper else None
-        done = 0
-        while done < size:
-            n = f.readinto(view[done:done + CHUNK])
-            if not n:
-                break
-            if jobs is not None:
-                jobs.put((hasher, view[done:done + n]))
-            elif hasher is not None:
-                hasher.update(view[done:done + n])
-            done += n
-    if done != size:
-        raise CorruptResult(f"read {done} of {size} bytes")
-    if hasher is None:
-        return data, lambda: None
-    reply: queue.SimpleQueue[str | BaseException] | None = None
-    if jobs is not None:
-        reply = queue.SimpleQueue()
-        jobs.put((hasher, reply))
-
-    def digest() -> str | None:
-        found = hasher.hexdigest() if reply is None else reply.get()
-        if isinstance(found, BaseException):
-            raise found
-        if large:
-            _choice.note(helper, time.perf_counter() - started, size)
-        return found
-
+def read_hashing(path: str, hasher: Any) -> tuple[Any, str | None]:
+    """A file's bytes (as :func:`read_file`) and the hex digest of ``hasher`` (an xxhash
+    object, or None) over them. CorruptResult if the file shrank while it was read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: empty, not a hang
+    try:
+        size = os.fstat(fd).st_size
+        data = _page_aligned(size)
+        shared = _Shared(fd, data.data, size)
+        shared_read = size >= SPLIT_MIN and _choice.helper()
+        timed = size >= SPLIT_MIN and _choice.timed
+        started = time.perf_counter()
+        if shared_read:
+            _helper().put(shared)
+        try:
+            while (index := shared.claim(from_back=False)) is not None and shared.read(index):
+                if hasher is not None:
+                    hasher.update(shared.view[index * CHUNK:(index + 1) * CHUNK])
+        finally:
+            shared.finish()
+        if shared.error is not None:
+            raise shared.error
+        if shared.short:
+            raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
+        if hasher is not None:  # the chunks the helper read, if any
+            hasher.update(shared.view[shared.back * CHUNK:])
+        digest = None if hasher is None else hasher.hexdigest()
+        if timed:
+            _choice.note(shared_read, time.perf_counter() - started, size)
+    finally:
+        os.close(fd)
     return data, digest

@@ -1,0 +1,115 @@
+"""Reading result files: every byte read and hashed right whichever thread read it, a
+helper that is busy or failing never costs a wrong result or a hang, and each process
+shares large reads with the helper only while that has been faster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import xxhash
+from conftest import watchdog
+
+from smttask.outputs import reading
+
+CHUNK, SPLIT_MIN = reading.CHUNK, reading.SPLIT_MIN
+
+
+@pytest.fixture
+def shared(monkeypatch):
+    """Every large read is shared with the helper thread."""
+    monkeypatch.setattr(reading._choice, "helper", lambda: True)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, SPLIT_MIN - 1, SPLIT_MIN, SPLIT_MIN + 1,
+                                  5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK])
+def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
+    path = tmp_path / "f.bin"
+    content = os.urandom(size)
+    path.write_bytes(content)
+    with watchdog(15):
+        data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
+    assert data.tobytes() == content
+    assert digest == xxhash.xxh3_128_hexdigest(content)
+    if size:  # page-aligned, as the file's pages are
+        assert data.__array_interface__["data"][0] % reading.PAGE == 0
+
+
+def test_a_busy_helper_is_not_waited_for(tmp_path, shared):
+    """The helper thread still on an earlier job: this thread reads the whole file."""
+    path = tmp_path / "f.bin"
+    content = os.urandom(SPLIT_MIN + 3 * CHUNK)
+    path.write_bytes(content)
+    release, served = threading.Event(), threading.Event()
+
+    class EarlierJob:
+        def read_back(self):
+            release.wait(30)
+            served.set()
+
+    reading._helper().put(EarlierJob())
+    try:
+        with watchdog(15):
+            data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
+    finally:
+        release.set()
+    assert served.wait(15)
+    assert data.tobytes() == content and digest == xxhash.xxh3_128_hexdigest(content)
+
+
+def test_a_failure_during_a_shared_read_is_raised_as_itself(tmp_path, shared):
+    """What goes wrong while the helper reads its chunks comes back to the load that
+    asked, as itself (not as a corrupt file to set aside), and the helper goes on serving
+    later loads."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(SPLIT_MIN + 3 * CHUNK))
+
+    class Failing:
+        def update(self, chunk):
+            raise ValueError("the hasher failed")
+
+    with watchdog(15):  # a reader left waiting raises Hang
+        with pytest.raises(ValueError, match="the hasher failed"):
+            reading.read_hashing(str(path), Failing())
+        data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
+    assert digest == xxhash.xxh3_128_hexdigest(path.read_bytes())
+    assert data.tobytes() == path.read_bytes()
+
+
+def test_the_faster_way_is_kept_and_the_other_tried_in_pairs():
+    choice = reading._Choice()
+    choice.cpus = 2
+    cost = {True: 1.0, False: 2.0}  # seconds per byte: sharing twice as fast
+
+    def reads(n):
+        ways = []
+        for _ in range(n):
+            way = choice.helper()
+            ways.append((way, choice.timed))
+            if choice.timed:
+                choice.note(way, cost[way], 1)
+        return ways
+
+    ways = reads(64)
+    tried = [timed for way, timed in ways if not way]
+    assert tried == [False, True] * 4  # two in every 16 reads, the first not timed
+    assert all(way for way, _ in ways[15:29])  # sharing is kept between trials
+
+    cost[True] = 3.0  # the other core is taken: sharing becomes slower
+    ways = reads(32)
+    assert sum(way for way, _ in ways[-16:]) == 2  # one thread, sharing only tried
+    cost[True] = 0.5  # and freed again
+    ways = reads(32)
+    assert sum(way for way, _ in ways[-16:]) == 14  # sharing again
+
+
+def test_a_process_allowed_one_cpu_never_shares_a_read():
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from smttask.outputs import reading; "
+            "print(any(reading._Choice().helper() for _ in range(50)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
