@@ -39,14 +39,21 @@ class _Choice:
     in use at first; every 16th read the other way is tried, for two reads in a row of
     which only the second is timed (a helper that has been idle is slow to wake, which a
     run of shared reads pays less), and taken up if it cost less per byte than the way
-    in use has lately (the median of its last three reads): neighbouring reads are
-    compared, as the machine's speed drifts. A process allowed one CPU never shares."""
+    in use has lately (the mean of its last three reads): neighbouring reads are
+    compared, as the machine's speed drifts. With the other core busy, a shared read is
+    now and then very slow (the helper descheduled mid-chunk), which one trial rarely
+    shows: sharing is taken up again only if it cost a fifth less, and each trial it
+    loses doubles the reads until the next (up to 256). A process allowed one CPU never
+    shares."""
 
     EXPLORE = 16
+    MOST = 256
+    GAIN = 0.8
 
     def __init__(self) -> None:
         self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         self.way = True  # sharing
+        self.every = self.EXPLORE  # reads from one trial of the other way to the next
         self.recent: collections.deque[float] = collections.deque(maxlen=3)  # cost/byte
         self.reads = 0
         self.last: bool | None = None
@@ -56,22 +63,21 @@ class _Choice:
         if self.cpus < 2:
             return False
         self.reads += 1
-        way = self.way != (self.reads % self.EXPLORE >= self.EXPLORE - 2)
+        way = self.way != (self.reads % self.every >= self.every - 2)
         self.timed, self.last = way == self.last, way
         return way
 
     def note(self, helper: bool, seconds: float, size: int) -> None:
         cost = seconds / size
         if helper != self.way:
-            if not self.recent or cost >= _median(self.recent):
+            lately = sum(self.recent) / len(self.recent) if self.recent else 0.0
+            if cost >= lately * (self.GAIN if helper else 1.0):
+                if helper:
+                    self.every = min(2 * self.every, self.MOST)
                 return
-            self.way = helper
+            self.way, self.every = helper, self.EXPLORE
             self.recent.clear()
         self.recent.append(cost)
-
-
-def _median(values: collections.deque[float]) -> float:
-    return sorted(values)[len(values) // 2]
 
 
 _choice = _Choice()
