@@ -1,14 +1,15 @@
 """Reading a file and checksumming it in one pass.
 
-A file is read in chunks into a page-aligned buffer that is not zero-filled first, and
-each chunk is hashed as soon as it lands, while it is still in the CPU's cache. A large
-file can be read in two halves at once: a helper thread reads the second half while this
-thread reads and hashes the first, then hashes the second (xxh3 is sequential, so one
-thread hashes everything; the copying, which costs most, is what runs in parallel). With
-the second core free, an 8 MB verified read took 0.70–0.89× ``np.load`` this way against
-1.10–1.19× in one thread; with the other core busy, 1.2–1.35× against 1.12×. Whether it
-is free is not known in advance (on a shared VM even an idle guest's second core can be
-slow to wake), so each process times both ways and uses the faster one (:class:`_Choice`).
+A file is read in half-megabyte chunks into a page-aligned buffer that is not zero-filled
+first, and each chunk is hashed as soon as it lands, while it is still in the CPU's cache.
+A large read can be shared: a helper thread reads chunks from the back of the file while
+this thread reads and hashes them from the front, then hashes the helper's (xxh3 is
+sequential, so one thread hashes everything; the copying, which costs most, is what runs
+in parallel). A helper that is late leaves this thread more chunks; it never waits for
+more than the one chunk the helper is reading. With the second core free, an 8 MB
+verified read took 0.83–0.90× ``np.load`` shared against 1.1–1.2× alone; with it busy,
+sharing costs more. Which holds is not known in advance (on a shared VM even an idle
+guest's second core can be slow to wake), so each process compares both (:class:`_Choice`).
 """
 
 from __future__ import annotations
