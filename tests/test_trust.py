@@ -176,37 +176,22 @@ def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj, 
     assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
-def test_a_fifo_in_place_of_a_result_file_is_set_aside_not_waited_on(proj):
+@pytest.mark.parametrize("fifo", ["result file", "checksum file"])
+def test_a_fifo_in_place_of_a_result_or_checksum_file_is_set_aside_not_waited_on(proj, fifo):
     tasks = proj.module(TASKS)
     task = tasks.series(n=8)
     task.run()
     _, real = files(proj, task, "r.npy")
-    real.unlink()
-    os.mkfifo(real)
+    suffix = "" if fifo == "result file" else SIDECAR
+    Path(f"{real}{suffix}").unlink()
+    os.mkfifo(f"{real}{suffix}")
     tasks.CALLS.clear()
 
     with watchdog(20):  # a load waiting on the FIFO raises Hang
         tasks.series(n=8).run()
     assert tasks.CALLS == [8]
     [aside] = set_aside(real.parent)
-    assert (real.parent / aside).is_fifo() and Path(f"{real}{SIDECAR}").is_file()
-
-
-def test_a_fifo_in_place_of_a_checksum_file_is_set_aside_not_waited_on(proj):
-    tasks = proj.module(TASKS)
-    task = tasks.series(n=8)
-    task.run()
-    _, real = files(proj, task, "r.npy")
-    sidecar = Path(f"{real}{SIDECAR}")
-    sidecar.unlink()
-    os.mkfifo(sidecar)
-    tasks.CALLS.clear()
-
-    with watchdog(20):  # a load waiting on the FIFO raises Hang
-        tasks.series(n=8).run()
-    assert tasks.CALLS == [8]
-    [aside] = set_aside(real.parent)
-    assert (real.parent / f"{aside}{SIDECAR}").is_fifo()  # set aside with its file
+    assert (real.parent / f"{aside}{suffix}").is_fifo()  # set aside, with its checksum file
 
 
 def test_without_checksum_files_only_the_type_is_checked_and_verify_adds_them(proj, caplog):
