@@ -118,3 +118,18 @@ def test_a_process_allowed_one_cpu_never_shares_a_read():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_leaving_a_started_read_early_closes_the_file(tmp_path, shared):
+    """An error between starting a read and asking for its bytes (an unreadable checksum
+    file, read meanwhile) leaves no open file and a helper free for the next read."""
+    path = tmp_path / "big.bin"
+    content = os.urandom(SPLIT_MIN + 5 * CHUNK)
+    path.write_bytes(content)
+    before = len(os.listdir("/proc/self/fd"))
+    with watchdog(15):
+        with pytest.raises(KeyError), reading.hashing(str(path), xxhash.xxh3_128()):
+            raise KeyError("the checksum file")
+        assert len(os.listdir("/proc/self/fd")) == before
+        data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
+    assert data.tobytes() == content and digest == xxhash.xxh3_128_hexdigest(content)

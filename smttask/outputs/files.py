@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .. import _fs
-from .reading import CorruptResult, read_file, read_hashing
+from .reading import CorruptResult, hashing, read_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,8 +114,9 @@ def read_verified(path: str | os.PathLike[str], decode: Callable[[Any], Any] | N
     """A result file's bytes (or ``decode(bytes)``), checked against its sidecar, and the
     sidecar (None if it has none: not checked). CorruptResult if they disagree; the bytes
     are checked before they are decoded."""
-    meta = read_sidecar(path)
-    data, digest = read_hashing(os.fspath(path), None if meta is None else xxhash.xxh3_128())
+    with hashing(os.fspath(path), xxhash.xxh3_128()) as result:
+        meta = read_sidecar(path)  # while a shared read starts
+        data, digest = result()
     if meta is not None:
         _check(data, meta, digest)
     return (data if decode is None else decode(data)), meta

@@ -15,13 +15,15 @@ guest's second core can be slow to wake), so each process compares both (:class:
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["CorruptResult", "read_file", "read_hashing"]
+__all__ = ["CorruptResult", "hashing", "read_file", "read_hashing"]
 
 #: Bytes read, and hashed, at a time.
 CHUNK = 1 << 19
@@ -187,31 +189,49 @@ def read_file(path: str) -> Any:
 def read_hashing(path: str, hasher: Any) -> tuple[Any, str | None]:
     """A file's bytes (as :func:`read_file`) and the hex digest of ``hasher`` (an xxhash
     object, or None) over them. CorruptResult if the file shrank while it was read."""
+    with hashing(path, hasher) as result:
+        return result()
+
+
+@contextlib.contextmanager
+def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | None]]]:
+    """:func:`read_hashing` begun on entering: the block calls the function it is given
+    for the bytes and digest, and what it does before that call (reading a small file)
+    overlaps the start of a shared read. The file is closed on leaving the block."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: empty, not a hang
     try:
+        started = time.perf_counter()
         size = os.fstat(fd).st_size
         data = _page_aligned(size)
         shared = _Shared(fd, data.data, size)
         shared_read = size >= SPLIT_MIN and _choice.helper()
         timed = size >= SPLIT_MIN and _choice.timed
-        started = time.perf_counter()
         if shared_read:
             _helper().put(shared)
+
+        def result() -> tuple[Any, str | None]:
+            try:
+                while (index := shared.claim(from_back=False)) is not None \
+                        and shared.read(index):
+                    if hasher is not None:
+                        hasher.update(shared.view[index * CHUNK:(index + 1) * CHUNK])
+            finally:
+                shared.finish()
+            if shared.error is not None:
+                raise shared.error
+            if shared.short:
+                raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
+            if hasher is None:
+                return data, None
+            hasher.update(shared.view[shared.back * CHUNK:])  # the helper's chunks, if any
+            digest = hasher.hexdigest()
+            if timed:
+                _choice.note(shared_read, time.perf_counter() - started, size)
+            return data, digest
+
         try:
-            while (index := shared.claim(from_back=False)) is not None and shared.read(index):
-                if hasher is not None:
-                    hasher.update(shared.view[index * CHUNK:(index + 1) * CHUNK])
+            yield result
         finally:
             shared.finish()
-        if shared.error is not None:
-            raise shared.error
-        if shared.short:
-            raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
-        if hasher is not None:  # the chunks the helper read, if any
-            hasher.update(shared.view[shared.back * CHUNK:])
-        digest = None if hasher is None else hasher.hexdigest()
-        if timed:
-            _choice.note(shared_read, time.perf_counter() - started, size)
     finally:
         os.close(fd)
-    return data, digest
