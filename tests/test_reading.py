@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import xxhash
@@ -38,6 +39,29 @@ def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
         assert data.__array_interface__["data"][0] % reading.PAGE == 0
 
 
+def test_a_slow_hash_leaves_the_reading_to_the_helper(tmp_path, shared):
+    """The reading thread hashing slowly, the helper reads most chunks meanwhile: they
+    are hashed in the file's order all the same."""
+    path = tmp_path / "f.bin"
+    content = os.urandom(SPLIT_MIN + 7 * CHUNK + 5)
+    path.write_bytes(content)
+
+    class Slow:
+        def __init__(self):
+            self.hasher = xxhash.xxh3_128()
+
+        def update(self, chunk):
+            time.sleep(0.005)
+            self.hasher.update(chunk)
+
+        def hexdigest(self):
+            return self.hasher.hexdigest()
+
+    with watchdog(15):
+        data, digest = reading.read_hashing(str(path), Slow())
+    assert data.tobytes() == content and digest == xxhash.xxh3_128_hexdigest(content)
+
+
 def test_a_busy_helper_is_not_waited_for(tmp_path, shared):
     """The helper thread still on an earlier job: this thread reads the whole file."""
     path = tmp_path / "f.bin"
@@ -46,7 +70,7 @@ def test_a_busy_helper_is_not_waited_for(tmp_path, shared):
     release, served = threading.Event(), threading.Event()
 
     class EarlierJob:
-        def read_back(self):
+        def help(self):
             release.wait(30)
             served.set()
 

@@ -1,15 +1,16 @@
 """Reading a file and checksumming it in one pass.
 
 A file is read in half-megabyte chunks into a page-aligned buffer that is not zero-filled
-first, and each chunk is hashed as soon as it lands, while it is still in the CPU's cache.
-A large read can be shared: a helper thread reads chunks from the back of the file while
-this thread reads and hashes them from the front, then hashes the helper's (xxh3 is
+first, and each chunk is hashed as soon as it is its turn, while it is still in the CPU's
+cache. A large read can be shared with a helper thread: both claim the next unread chunk
+in turn, the helper reads what it claims, and this thread hashes the chunks in order as
+they are ready, reading the next unclaimed one whenever the next to hash is not (xxh3 is
 sequential, so one thread hashes everything; the copying, which costs most, is what runs
-in parallel). A helper that is late leaves this thread more chunks; it never waits for
-more than the one chunk the helper is reading. With the second core free, an 8 MB
-verified read took 0.83–0.90× ``np.load`` shared against 1.1–1.2× alone; with it busy,
-sharing costs more. Which holds is not known in advance (on a shared VM even an idle
-guest's second core can be slow to wake), so each process compares both (:class:`_Choice`).
+in parallel). A late helper leaves this thread more chunks; it only ever waits for a
+chunk the helper is reading. With the second core free, an 8 MB verified read took
+0.8–0.9× ``np.load`` shared against 1.1–1.2× alone; with it busy, sharing costs more.
+Which holds is not known in advance (on a shared VM even an idle guest's second core can
+be slow to wake), so each process compares both (:class:`_Choice`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _helper() -> queue.SimpleQueue[_Shared]:
 
 def _serve(jobs: queue.SimpleQueue[_Shared]) -> None:
     while True:
-        jobs.get().read_back()
+        jobs.get().help()
 
 
 def _forget_helper() -> None:
@@ -127,28 +128,29 @@ def _page_aligned(size: int) -> Any:
 
 
 class _Shared:
-    """One read shared by two threads: the reading thread claims chunks from the front
-    of the file (and hashes them as they land), the helper from the back."""
+    """One read shared by two threads, each claiming the next unread chunk in turn: the
+    helper reads what it claims; the reading thread hashes the chunks in order as they
+    are ready, and reads the next unclaimed one whenever the next to hash is not."""
 
     def __init__(self, fd: int, view: memoryview, size: int) -> None:
         self.fd, self.view, self.size = fd, view, size
-        self.front, self.back = 0, -(-size // CHUNK)  # chunks [front, back) are unclaimed
-        self.claimed = 0  # chunks the helper has claimed and not yet read
+        self.count = -(-size // CHUNK)
+        self.next = 0  # the first unclaimed chunk
+        self.ready = [False] * self.count
+        self.claimed = 0  # chunks the helper is reading
         self.changed = threading.Condition(threading.Lock())
         self.short = False  # a read came back short: the file shrank meanwhile
         self.error: Exception | None = None  # what the helper's reading raised
 
-    def claim(self, from_back: bool) -> int | None:
+    def claim(self, helper: bool) -> int | None:
         """The next chunk to read (its index), or None when every chunk is taken."""
         with self.changed:
-            if self.front >= self.back:
+            if self.next >= self.count:
                 return None
-            if from_back:
-                self.back -= 1
+            self.next += 1
+            if helper:
                 self.claimed += 1
-                return self.back
-            self.front += 1
-            return self.front - 1
+            return self.next - 1
 
     def read(self, index: int) -> bool:
         """Read one chunk; False if it came back short."""
@@ -158,26 +160,42 @@ class _Shared:
             self.short = True
         return not self.short
 
-    def read_back(self) -> None:
-        """The helper's part: chunks from the back until none is left. What goes wrong
-        is kept for the reading thread to raise (the helper must outlive it)."""
+    def help(self) -> None:
+        """The helper's part: chunks until none is left. What goes wrong is kept for the
+        reading thread to raise (the helper must outlive it)."""
         try:
-            while (index := self.claim(from_back=True)) is not None:
+            while (index := self.claim(helper=True)) is not None:
                 try:
                     if not self.read(index):
                         break
                 finally:
                     with self.changed:
+                        self.ready[index] = True
                         self.claimed -= 1
                         self.changed.notify()
         except Exception as exc:  # raised again by the reading thread
             self.error = exc
 
+    def read_hashing(self, hasher: Any) -> None:
+        """The reading thread's part: every chunk hashed in order (or just read)."""
+        hashed, ready = 0, self.ready
+        while hashed < self.count and not self.short and self.error is None:
+            if ready[hashed]:
+                if hasher is not None:
+                    hasher.update(self.view[hashed * CHUNK:(hashed + 1) * CHUNK])
+                hashed += 1
+            elif (index := self.claim(helper=False)) is not None:
+                ready[index] = self.read(index)
+            else:  # the helper is reading the next to hash
+                with self.changed:
+                    while not ready[hashed] and self.claimed:
+                        self.changed.wait()
+
     def finish(self) -> None:
         """Leave the helper nothing more to claim, and wait until it has read what it
         claimed: the file and the buffer may go after that."""
         with self.changed:
-            self.back = min(self.back, self.front)
+            self.next = self.count
             self.changed.wait_for(lambda: self.claimed == 0)
 
 
@@ -211,10 +229,7 @@ def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | No
 
         def result() -> tuple[Any, str | None]:
             try:
-                while (index := shared.claim(from_back=False)) is not None \
-                        and shared.read(index):
-                    if hasher is not None:
-                        hasher.update(shared.view[index * CHUNK:(index + 1) * CHUNK])
+                shared.read_hashing(hasher)
             finally:
                 shared.finish()
             if shared.error is not None:
@@ -223,7 +238,6 @@ def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | No
                 raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
             if hasher is None:
                 return data, None
-            hasher.update(shared.view[shared.back * CHUNK:])  # the helper's chunks, if any
             digest = hasher.hexdigest()
             if timed:
                 _choice.note(shared_read, time.perf_counter() - started, size)
