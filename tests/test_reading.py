@@ -16,7 +16,7 @@ from conftest import watchdog
 
 from smttask.outputs import reading
 
-CHUNK, SPLIT_MIN = reading.CHUNK, reading.SPLIT_MIN
+CHUNK, SHARE_MIN = reading.CHUNK, reading.SHARE_MIN
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def shared(monkeypatch):
     monkeypatch.setattr(reading._choice, "helper", lambda: True)
 
 
-@pytest.mark.parametrize("size", [0, 1, CHUNK, SPLIT_MIN - 1, SPLIT_MIN, SPLIT_MIN + 1,
+@pytest.mark.parametrize("size", [0, 1, CHUNK, SHARE_MIN - 1, SHARE_MIN, SHARE_MIN + 1,
                                   5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK])
 def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
     path = tmp_path / "f.bin"
@@ -43,7 +43,7 @@ def test_a_slow_hash_leaves_the_reading_to_the_helper(tmp_path, shared):
     """The reading thread hashing slowly, the helper reads most chunks meanwhile: they
     are hashed in the file's order all the same."""
     path = tmp_path / "f.bin"
-    content = os.urandom(SPLIT_MIN + 7 * CHUNK + 5)
+    content = os.urandom(SHARE_MIN + 7 * CHUNK + 5)
     path.write_bytes(content)
 
     class Slow:
@@ -65,7 +65,7 @@ def test_a_slow_hash_leaves_the_reading_to_the_helper(tmp_path, shared):
 def test_a_busy_helper_is_not_waited_for(tmp_path, shared):
     """The helper thread still on an earlier job: this thread reads the whole file."""
     path = tmp_path / "f.bin"
-    content = os.urandom(SPLIT_MIN + 3 * CHUNK)
+    content = os.urandom(SHARE_MIN + 3 * CHUNK)
     path.write_bytes(content)
     release, served = threading.Event(), threading.Event()
 
@@ -89,7 +89,7 @@ def test_a_failure_during_a_shared_read_is_raised_as_itself(tmp_path, shared):
     asked, as itself (not as a corrupt file to set aside), and the helper goes on serving
     later loads."""
     path = tmp_path / "big.bin"
-    path.write_bytes(os.urandom(SPLIT_MIN + 3 * CHUNK))
+    path.write_bytes(os.urandom(SHARE_MIN + 3 * CHUNK))
 
     class Failing:
         def update(self, chunk):
@@ -148,7 +148,7 @@ def test_leaving_a_started_read_early_closes_the_file(tmp_path, shared):
     """An error between starting a read and asking for its bytes (an unreadable checksum
     file, read meanwhile) leaves no open file and a helper free for the next read."""
     path = tmp_path / "big.bin"
-    content = os.urandom(SPLIT_MIN + 5 * CHUNK)
+    content = os.urandom(SHARE_MIN + 5 * CHUNK)
     path.write_bytes(content)
     before = len(os.listdir("/proc/self/fd"))
     with watchdog(15):

@@ -115,7 +115,7 @@ def test_a_corrupted_result_is_set_aside_and_recomputed(proj, case, caplog):
     assert report.ok, [str(b) for b in report.breaches]
 
 
-LARGE = 300_000  # 2.4 MB: may be read in two halves at once (reading.SPLIT_MIN)
+LARGE = 300_000  # 2.4 MB: may be read by two threads at once (reading.SHARE_MIN)
 
 
 def _flip(at: float):
@@ -192,6 +192,28 @@ def test_a_fifo_in_place_of_a_result_or_checksum_file_is_set_aside_not_waited_on
     assert tasks.CALLS == [8]
     [aside] = set_aside(real.parent)
     assert (real.parent / f"{aside}{suffix}").is_fifo()  # set aside, with its checksum file
+
+
+def test_a_result_link_to_a_file_outside_the_datastore_never_moves_that_file(proj, tmp_path,
+                                                                              caplog):
+    """A planted link to a file elsewhere: the file does not verify, and only the link
+    goes (quarantine renames files of the output datastore only)."""
+    tasks = proj.module(TASKS)
+    task = tasks.series(n=8)
+    task.run()
+    link, _ = files(proj, task, "r.npy")
+    outside = tmp_path / "elsewhere.npy"
+    outside.write_bytes(b"someone else's file")
+    link.unlink()
+    link.symlink_to(outside)
+    tasks.CALLS.clear()
+
+    with caplog.at_level(logging.WARNING, logger="smttask"):
+        assert list(tasks.series(n=8).run().r)[:2] == [70.0, 71.0]
+    assert tasks.CALLS == [8]
+    assert outside.read_bytes() == b"someone else's file"  # still there, not renamed
+    assert any("outside the output datastore" in r.message for r in caplog.records)
+    assert link.resolve() != outside
 
 
 def test_without_checksum_files_only_the_type_is_checked_and_verify_adds_them(proj, caplog):

@@ -258,7 +258,7 @@ class ResultRef:
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:
-                quarantine(Path(os.path.realpath(real)), str(exc))
+                self.set_aside(Path(os.path.realpath(real)), str(exc))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                 return None
@@ -268,6 +268,15 @@ class ResultRef:
             values = {s.name: tuple(values[n] for n in items[s.name]) if s.name in items
                       else values[s.name] for s in self.specs}
         return Loaded(values, metas)
+
+    def set_aside(self, path: Path, why: str) -> None:
+        """Quarantine a bad result file if it is in the output datastore; of a link to
+        anywhere else only the link goes (nothing outside the datastore is renamed)."""
+        if path.is_relative_to(self.store.output_dir.resolve()):
+            quarantine(path, why)
+        else:
+            logger.warning("a result link pointed at %s, outside the output datastore "
+                           "(%s): the link is removed and the task will run again", path, why)
 
     def write(self, values: Mapping[str, Any], meta: dict[str, Any] | None = None
               ) -> list[Written]:

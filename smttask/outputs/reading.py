@@ -28,8 +28,8 @@ __all__ = ["CorruptResult", "hashing", "read_file", "read_hashing"]
 
 #: Bytes read, and hashed, at a time.
 CHUNK = 1 << 19
-#: Files from this size up may be read in two halves at once.
-SPLIT_MIN = 1 << 21
+#: Files from this size up may be read by two threads at once.
+SHARE_MIN = 1 << 21
 #: Buffers start on a page boundary (4 KiB, the usual page size).
 PAGE = 4096
 
@@ -222,8 +222,8 @@ def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | No
         size = os.fstat(fd).st_size
         data = _page_aligned(size)
         shared = _Shared(fd, data.data, size)
-        shared_read = size >= SPLIT_MIN and _choice.helper()
-        timed = size >= SPLIT_MIN and _choice.timed
+        shared_read = size >= SHARE_MIN and _choice.helper()
+        timed = size >= SHARE_MIN and _choice.timed
         if shared_read:
             _helper().put(shared)
 
