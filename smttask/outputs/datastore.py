@@ -258,7 +258,7 @@ class ResultRef:
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:
-                self.set_aside(Path(os.path.realpath(real)), str(exc))
+                self._set_aside(Path(os.path.realpath(real)), str(exc))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                 return None
@@ -269,7 +269,7 @@ class ResultRef:
                       else values[s.name] for s in self.specs}
         return Loaded(values, metas)
 
-    def set_aside(self, path: Path, why: str) -> None:
+    def _set_aside(self, path: Path, why: str) -> None:
         """Quarantine a bad result file if it is in the output datastore; of a link to
         anywhere else only the link goes (nothing outside the datastore is renamed)."""
         if path.is_relative_to(self.store.output_dir.resolve()):

@@ -176,7 +176,7 @@ class _Shared:
         except Exception as exc:  # raised again by the reading thread
             self.error = exc
 
-    def read_hashing(self, hasher: Any) -> None:
+    def read_and_hash(self, hasher: Any) -> None:
         """The reading thread's part: every chunk hashed in order (or just read)."""
         hashed, ready = 0, self.ready
         while hashed < self.count and not self.short and self.error is None:
@@ -229,7 +229,7 @@ def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | No
 
         def result() -> tuple[Any, str | None]:
             try:
-                shared.read_hashing(hasher)
+                shared.read_and_hash(hasher)
             finally:
                 shared.finish()
             if shared.error is not None:
