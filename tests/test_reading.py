@@ -25,8 +25,8 @@ def shared(monkeypatch):
     monkeypatch.setattr(reading._choice, "helper", lambda: True)
 
 
-@pytest.mark.parametrize("size", [0, 1, CHUNK, SHARE_MIN - 1, SHARE_MIN, SHARE_MIN + 1,
-                                  5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK])
+@pytest.mark.parametrize("size", [0, 1, reading.ALIGN_MIN, CHUNK, SHARE_MIN - 1, SHARE_MIN,
+                                  SHARE_MIN + 1, 5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK])
 def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
     path = tmp_path / "f.bin"
     content = os.urandom(size)
@@ -35,7 +35,7 @@ def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
         data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())
     assert data.tobytes() == content
     assert digest == xxhash.xxh3_128_hexdigest(content)
-    if size:  # page-aligned, as the file's pages are
+    if size >= reading.ALIGN_MIN:  # page-aligned, as the file's pages are
         assert data.__array_interface__["data"][0] % reading.PAGE == 0
 
 
@@ -152,7 +152,7 @@ def test_leaving_a_started_read_early_closes_the_file(tmp_path, shared):
     path.write_bytes(content)
     before = len(os.listdir("/proc/self/fd"))
     with watchdog(15):
-        with pytest.raises(KeyError), reading.hashing(str(path), xxhash.xxh3_128()):
+        with pytest.raises(KeyError), reading.Hashing(str(path), xxhash.xxh3_128()):
             raise KeyError("the checksum file")
         assert len(os.listdir("/proc/self/fd")) == before
         data, digest = reading.read_hashing(str(path), xxhash.xxh3_128())

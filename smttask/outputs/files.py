@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from .. import _fs
-from .reading import CorruptResult, hashing, read_file
+from .reading import CorruptResult, Hashing, read_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,7 +114,7 @@ def read_verified(path: str | os.PathLike[str], decode: Callable[[Any], Any] | N
     """A result file's bytes (or ``decode(bytes)``), checked against its sidecar, and the
     sidecar (None if it has none: not checked). CorruptResult if they disagree; the bytes
     are checked before they are decoded."""
-    with hashing(os.fspath(path), xxhash.xxh3_128()) as result:
+    with Hashing(os.fspath(path), xxhash.xxh3_128()) as result:
         meta = read_sidecar(path)  # while a shared read starts
         data, digest = result()
     if meta is not None:

@@ -16,21 +16,22 @@ be slow to wake), so each process compares both (:class:`_Choice`).
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CorruptResult", "hashing", "read_file", "read_hashing"]
+__all__ = ["CorruptResult", "Hashing", "read_file", "read_hashing"]
 
 #: Bytes read, and hashed, at a time.
 CHUNK = 1 << 19
 #: Files from this size up may be read by two threads at once.
 SHARE_MIN = 1 << 21
-#: Buffers start on a page boundary (4 KiB, the usual page size).
+#: Buffers of this size and up start on a page boundary (4 KiB, the usual page size):
+#: from here, allocations may be fresh pages, whose first 16 bytes malloc keeps.
+ALIGN_MIN = 1 << 16
 PAGE = 4096
 
 
@@ -132,8 +133,8 @@ class _Shared:
     helper reads what it claims; the reading thread hashes the chunks in order as they
     are ready, and reads the next unclaimed one whenever the next to hash is not."""
 
-    def __init__(self, fd: int, view: memoryview, size: int) -> None:
-        self.fd, self.view, self.size = fd, view, size
+    def __init__(self, fd: int, data: Any, size: int) -> None:
+        self.fd, self.data, self.view, self.size = fd, data, data.data, size
         self.count = -(-size // CHUNK)
         self.next = 0  # the first unclaimed chunk
         self.ready = [False] * self.count
@@ -207,45 +208,75 @@ def read_file(path: str) -> Any:
 def read_hashing(path: str, hasher: Any) -> tuple[Any, str | None]:
     """A file's bytes (as :func:`read_file`) and the hex digest of ``hasher`` (an xxhash
     object, or None) over them. CorruptResult if the file shrank while it was read."""
-    with hashing(path, hasher) as result:
+    with Hashing(path, hasher) as result:
         return result()
 
 
-@contextlib.contextmanager
-def hashing(path: str, hasher: Any) -> Iterator[Callable[[], tuple[Any, str | None]]]:
-    """:func:`read_hashing` begun on entering: the block calls the function it is given
-    for the bytes and digest, and what it does before that call (reading a small file)
-    overlaps the start of a shared read. The file is closed on leaving the block."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO: empty, not a hang
-    try:
-        started = time.perf_counter()
-        size = os.fstat(fd).st_size
-        data = _page_aligned(size)
-        shared = _Shared(fd, data.data, size)
-        shared_read = size >= SHARE_MIN and _choice.helper()
-        timed = size >= SHARE_MIN and _choice.timed
-        if shared_read:
-            _helper().put(shared)
+class Hashing:
+    """:func:`read_hashing` begun: entering gives the function that returns the bytes and
+    the digest, and what the block does before calling it (reading a small file) overlaps
+    the start of a shared read. The file is closed on leaving the block."""
 
-        def result() -> tuple[Any, str | None]:
-            try:
-                shared.read_and_hash(hasher)
-            finally:
-                shared.finish()
-            if shared.error is not None:
-                raise shared.error
-            if shared.short:
-                raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
-            if hasher is None:
-                return data, None
-            digest = hasher.hexdigest()
-            if timed:
-                _choice.note(shared_read, time.perf_counter() - started, size)
-            return data, digest
-
+    def __init__(self, path: str, hasher: Any) -> None:
+        self.hasher = hasher
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # FIFO: no hang
+        self.shared: _Shared | None = None
+        self.started = time.perf_counter()
         try:
-            yield result
-        finally:
-            shared.finish()
-    finally:
-        os.close(fd)
+            self.size = os.fstat(self.fd).st_size
+            large = self.size >= SHARE_MIN
+            self.way, self.timed = (_choice.helper(), _choice.timed) if large else (False, False)
+            if self.way:
+                self.shared = _Shared(self.fd, _page_aligned(self.size), self.size)
+                _helper().put(self.shared)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __enter__(self) -> Callable[[], tuple[Any, str | None]]:
+        return self.result
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shared is not None:
+            self.shared.finish()
+        os.close(self.fd)
+
+    def result(self) -> tuple[Any, str | None]:
+        if self.shared is None:
+            data = _read_alone(self.fd, self.size, self.hasher)
+        else:
+            data = self.shared.data
+            try:
+                self.shared.read_and_hash(self.hasher)
+            finally:
+                self.shared.finish()
+            if self.shared.error is not None:
+                raise self.shared.error
+            if self.shared.short:
+                raise CorruptResult(f"the file shrank while it was read (it had {self.size} "
+                                    "bytes)")
+        if self.hasher is None:
+            return data, None
+        digest = self.hasher.hexdigest()
+        if self.timed:
+            _choice.note(self.way, time.perf_counter() - self.started, self.size)
+        return data, digest
+
+
+def _read_alone(fd: int, size: int, hasher: Any) -> Any:
+    """Read a whole file in this thread, hashing each chunk as it lands."""
+    import numpy as np
+
+    data = _page_aligned(size) if size >= ALIGN_MIN else np.empty(size, dtype=np.uint8)
+    view = data.data
+    done = 0
+    while done < size:
+        n = os.readv(fd, [view[done:done + CHUNK]])
+        if not n:
+            break
+        if hasher is not None:
+            hasher.update(view[done:done + n])
+        done += n
+    if done != size:
+        raise CorruptResult(f"the file shrank while it was read (it had {size} bytes)")
+    return data
