@@ -1,16 +1,17 @@
 """Reading a file and checksumming it in one pass.
 
-A file is read in half-megabyte chunks into a page-aligned buffer that is not zero-filled
-first, and each chunk is hashed as soon as it is its turn, while it is still in the CPU's
-cache. A large read can be shared with a helper thread: both claim the next unread chunk
-in turn, the helper reads what it claims, and this thread hashes the chunks in order as
-they are ready, reading the next unclaimed one whenever the next to hash is not (xxh3 is
-sequential, so one thread hashes everything; the copying, which costs most, is what runs
-in parallel). A late helper leaves this thread more chunks; it only ever waits for a
-chunk the helper is reading. With the second core free, an 8 MB verified read took
-0.8–0.9× ``np.load`` shared against 1.1–1.2× alone; with it busy, sharing costs more.
-Which holds is not known in advance (on a shared VM even an idle guest's second core can
-be slow to wake), so each process compares both (:class:`_Choice`).
+A file is read in half-megabyte chunks into a buffer that is not zero-filled first (and
+starts on a page boundary from 64 KiB up), and each chunk is hashed as soon as it is its
+turn, while it is still in the CPU's cache. A large read can be shared with a helper
+thread: both claim the next unread chunk in turn, the helper reads what it claims, and
+this thread hashes the chunks in order as they are ready, reading the next unclaimed one
+whenever the next to hash is not (xxh3 is sequential, so one thread hashes everything; the
+copying, which costs most, is what runs in parallel). A late helper leaves this thread
+more chunks; it only ever waits for a chunk the helper is reading. With the second core
+free, an 8 MB verified read took 0.8–0.9× ``np.load`` shared against 1.1–1.2× alone; with
+it busy, sharing costs more. Which holds is not known in advance (on a shared VM even an
+idle guest's second core can be slow to wake), so each process compares both
+(:class:`_Choice`).
 """
 
 from __future__ import annotations
