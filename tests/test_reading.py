@@ -1,6 +1,6 @@
 """Reading result files: every byte read and hashed right whichever thread read it, a
-helper that is busy or failing never costs a wrong result or a hang, and each process
-shares large reads with the helper only while that has been faster."""
+helper that is busy or failing never costs a wrong result or a hang, and large reads are
+shared with the helper only while a CPU is idle."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CHUNK, SHARE_MIN = reading.CHUNK, reading.SHARE_MIN
 @pytest.fixture
 def shared(monkeypatch):
     """Every large read is shared with the helper thread."""
-    monkeypatch.setattr(reading._choice, "helper", lambda: True)
+    monkeypatch.setattr(reading, "_idle_core", lambda: True)
 
 
 @pytest.mark.parametrize("size", [0, 1, reading.ALIGN_MIN, CHUNK, SHARE_MIN - 1, SHARE_MIN,
@@ -103,42 +103,45 @@ def test_a_failure_during_a_shared_read_is_raised_as_itself(tmp_path, shared):
     assert data.tobytes() == path.read_bytes()
 
 
-def test_the_faster_way_is_kept_and_the_other_tried_in_pairs():
-    choice = reading._Choice()
-    choice.cpus = 2
-    cost = {True: 1.0, False: 2.0}  # seconds per byte: sharing twice as fast
+@pytest.mark.parametrize(("line", "shared"), [
+    (b"0.50 0.50 0.30 1/83 9965\n", True),    # only this thread runs: a CPU is idle
+    (b"1.57 0.87 0.45 2/85 10255\n", False),  # both CPUs taken
+    (b"9.00 9.00 9.00 17/300 1\n", False),
+    (b"garbage\n", False),                     # unknown: read alone
+    (b"", False),
+])
+def test_a_read_is_shared_only_while_a_cpu_is_idle(tmp_path, monkeypatch, line, shared):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_bytes(line)
+    monkeypatch.setattr(reading, "LOADAVG", str(loadavg))
+    monkeypatch.setattr(reading, "_cpus", 2)
+    monkeypatch.setattr(reading, "_machine_cpus", 2)
+    assert reading._idle_core() is shared
+    monkeypatch.setattr(reading, "LOADAVG", str(tmp_path / "missing"))
+    assert reading._idle_core() is False
 
-    def reads(n):
-        ways = []
-        for _ in range(n):
-            way = choice.helper()
-            ways.append((way, choice.timed))
-            if choice.timed:
-                choice.note(way, cost[way], 1)
-        return ways
 
-    ways = reads(64)
-    tried = [timed for way, timed in ways if not way]
-    assert tried == [False, True] * 4  # two in every 16 reads, the first not timed
-    assert all(way for way, _ in ways[15:29])  # sharing is kept between trials
-
-    cost[True] = 3.0  # the other core is taken: sharing becomes slower
-    ways = reads(32)
-    assert sum(way for way, _ in ways[-16:]) == 2  # one thread, sharing only tried
-    ways = reads(512)
-    assert sum(way for way, _ in ways) <= 2 * 5  # ... ever less often: 64, 128, 256 reads
-
-    cost[True] = 1.7  # the other core freed, sharing a bit faster: not worth the risk
-    assert sum(way for way, _ in reads(512)) <= 2 * 2
-    cost[True] = 0.5  # much faster: taken up at its next trial
-    ways = reads(256 + 16)
-    assert sum(way for way, _ in ways[-16:]) == 14
+def test_no_read_is_shared_while_every_cpu_is_busy():
+    """Real busy loops on every CPU (as `smttask run -n N` workers on N cores): the
+    helper would only be preempted mid-chunk."""
+    code = "import sys, time\nsys.stdout.write('spinning\\n'); sys.stdout.flush()\nwhile True: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+                for _ in range(os.cpu_count() or 1)]
+    try:
+        for spinner in spinners:
+            assert spinner.stdout.readline() == b"spinning\n"
+        assert not any(reading._idle_core() for _ in range(20))
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+            spinner.stdout.close()
 
 
 def test_a_process_allowed_one_cpu_never_shares_a_read():
     code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
             "from smttask.outputs import reading; "
-            "print(any(reading._Choice().helper() for _ in range(50)))")
+            "print(any(reading._idle_core() for _ in range(50)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"

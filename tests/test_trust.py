@@ -133,7 +133,7 @@ def _flip(at: float):
 def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, reading_in,
                                                              where, corrupt):
     # Each process reads large files whichever way has been faster: both are tried.
-    monkeypatch.setattr(reading._choice, "helper", lambda: reading_in == "two threads")
+    monkeypatch.setattr(reading, "_idle_core", lambda: reading_in == "two threads")
     tasks = proj.module(TASKS)
     expected = tasks.series(n=LARGE).run()
     link, real = files(proj, tasks.series(n=LARGE), "r.npy")
@@ -153,7 +153,7 @@ def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, 
 def test_a_forked_child_verifies_large_results_with_its_own_helper_thread(proj, monkeypatch):
     """A process forked after a large verified load (as a worker pool's may be) has no
     helper thread: its loads start one instead of waiting for the parent's."""
-    monkeypatch.setattr(reading._choice, "helper", lambda: True)
+    monkeypatch.setattr(reading, "_idle_core", lambda: True)
     tasks = proj.module(TASKS)
     expected = tasks.series(n=LARGE).run()
     tasks.CALLS.clear()

@@ -7,20 +7,16 @@ thread: both claim the next unread chunk in turn, the helper reads what it claim
 this thread hashes the chunks in order as they are ready, reading the next unclaimed one
 whenever the next to hash is not (xxh3 is sequential, so one thread hashes everything; the
 copying, which costs most, is what runs in parallel). A late helper leaves this thread
-more chunks; it only ever waits for a chunk the helper is reading. With the second core
-free, an 8 MB verified read took 0.8–0.9× ``np.load`` shared against 1.1–1.2× alone; with
-it busy, sharing costs more. Which holds is not known in advance (on a shared VM even an
-idle guest's second core can be slow to wake), so each process compares both
-(:class:`_Choice`).
+more chunks; it only ever waits for a chunk the helper is reading. A read is shared only
+while a CPU is idle (:func:`_idle_core`): an 8 MB verified load then took 1.04–1.1×
+``np.load``, against 1.2× read alone, and 1.8–2× shared with the other core busy.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,59 +30,41 @@ SHARE_MIN = 1 << 21
 #: from here, allocations may be fresh pages, whose first 16 bytes malloc keeps.
 ALIGN_MIN = 1 << 16
 PAGE = 4096
+#: Where Linux says how many tasks are runnable (``1/83``: one of 83 threads).
+LOADAVG = "/proc/loadavg"
 
 
 class CorruptResult(Exception):
     """A result file that must not be loaded: checksum, size or type do not match."""
 
 
-class _Choice:
-    """Whether the next large read is shared with the helper thread. Sharing is the way
-    in use at first; every 16th read the other way is tried, for two reads in a row of
-    which only the second is timed (a helper that has been idle is slow to wake, which a
-    run of shared reads pays less), and taken up if it cost less per byte than the way
-    in use has lately (the mean of its last three reads): neighbouring reads are
-    compared, as the machine's speed drifts. With the other core busy, a shared read is
-    now and then very slow (the helper descheduled mid-chunk), which one trial rarely
-    shows: sharing is taken up again only if it cost a fifth less, and each trial it
-    loses doubles the reads until the next (up to 256). A process allowed one CPU never
-    shares."""
-
-    EXPLORE = 16
-    MOST = 256
-    GAIN = 0.8
-
-    def __init__(self) -> None:
-        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        self.way = True  # sharing
-        self.every = self.EXPLORE  # reads from one trial of the other way to the next
-        self.recent: collections.deque[float] = collections.deque(maxlen=3)  # cost/byte
-        self.reads = 0
-        self.last: bool | None = None
-        self.timed = False  # whether the read just chosen is to be timed
-
-    def helper(self) -> bool:
-        if self.cpus < 2:
-            return False
-        self.reads += 1
-        way = self.way != (self.reads % self.every >= self.every - 2)
-        self.timed, self.last = way == self.last, way
-        return way
-
-    def note(self, helper: bool, seconds: float, size: int) -> None:
-        cost = seconds / size
-        if helper != self.way:
-            lately = sum(self.recent) / len(self.recent) if self.recent else 0.0
-            if cost >= lately * (self.GAIN if helper else 1.0):
-                if helper:
-                    self.every = min(2 * self.every, self.MOST)
-                return
-            self.way, self.every = helper, self.EXPLORE
-            self.recent.clear()
-        self.recent.append(cost)
+def _idle_core() -> bool:
+    """Whether to share a large read: this process may run on two CPUs, and fewer tasks
+    are runnable on the machine right now than it has CPUs (the fourth field of
+    :data:`LOADAVG`, read in 4 µs), so the helper gets a core of its own. A helper on a
+    busy core is preempted mid-chunk, and the read waits for it. Unknown (no such file):
+    no sharing."""
+    if _cpus < 2:
+        return False
+    try:
+        fd = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            line = os.read(fd, 256)
+        finally:
+            os.close(fd)
+        runnable = int(line.split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return runnable < _machine_cpus
 
 
-_choice = _Choice()
+def _affinity() -> int:
+    """How many CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+_cpus = _affinity()
+_machine_cpus = os.cpu_count() or 1
 _jobs: queue.SimpleQueue[_Shared] | None = None
 _jobs_lock = threading.Lock()
 
@@ -109,9 +87,9 @@ def _serve(jobs: queue.SimpleQueue[_Shared]) -> None:
 
 
 def _forget_helper() -> None:
-    global _jobs, _jobs_lock, _choice
-    # A forked child has no helper thread (nor the parent's cores).
-    _jobs, _jobs_lock, _choice = None, threading.Lock(), _Choice()
+    global _jobs, _jobs_lock, _cpus
+    # A forked child has no helper thread (and may be allowed fewer CPUs).
+    _jobs, _jobs_lock, _cpus = None, threading.Lock(), _affinity()
 
 
 os.register_at_fork(after_in_child=_forget_helper)
@@ -222,12 +200,9 @@ class Hashing:
         self.hasher = hasher
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # FIFO: no hang
         self.shared: _Shared | None = None
-        self.started = time.perf_counter()
         try:
             self.size = os.fstat(self.fd).st_size
-            large = self.size >= SHARE_MIN
-            self.way, self.timed = (_choice.helper(), _choice.timed) if large else (False, False)
-            if self.way:
+            if self.size >= SHARE_MIN and _idle_core():
                 self.shared = _Shared(self.fd, _page_aligned(self.size), self.size)
                 _helper().put(self.shared)
         except BaseException:
@@ -258,10 +233,7 @@ class Hashing:
                                     "bytes)")
         if self.hasher is None:
             return data, None
-        digest = self.hasher.hexdigest()
-        if self.timed:
-            _choice.note(self.way, time.perf_counter() - self.started, self.size)
-        return data, digest
+        return data, self.hasher.hexdigest()
 
 
 def _read_alone(fd: int, size: int, hasher: Any) -> Any:
