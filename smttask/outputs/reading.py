@@ -8,7 +8,7 @@ this thread hashes the chunks in order as they are ready, reading the next uncla
 whenever the next to hash is not (xxh3 is sequential, so one thread hashes everything; the
 copying, which costs most, is what runs in parallel). A late helper leaves this thread
 more chunks; it only ever waits for a chunk the helper is reading. A read is shared only
-while a CPU is idle (:func:`_idle_core`): an 8 MB verified load then took 1.04–1.1×
+while a CPU is idle (:func:`_idle_core`): an 8 MB verified load then took about 1.1×
 ``np.load``, against 1.2× read alone, and 1.8–2× shared with the other core busy.
 """
 
