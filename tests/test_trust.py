@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import GIT_ENV, SMTTASK, watchdog
+from services import unavailable
 
 from smttask import (
     DirtyRepositoryError,
@@ -404,7 +405,7 @@ def test_a_full_record_store_leaves_no_linked_result(proj):
     store = proj.root / "store"
     with small_filesystem(store, "2m") as mounted:
         if not mounted:
-            pytest.skip("this machine cannot mount a tmpfs for the record store")
+            unavailable("this machine cannot mount a tmpfs for the record store")
         text = (proj.root / "smttask.toml").read_text()
         proj.write("smttask.toml", text + f'\n[record_store]\nurl = "{store}/records"\n')
         proj.write(".gitignore", ".smt/\ndata/\ntasks/\n__pycache__/\nstore/\n")
