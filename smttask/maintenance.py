@@ -235,8 +235,8 @@ def verify(project: config.Project | None = None, *, fix: bool = False,
     store = Datastore.of(project)
     report = VerifyReport()
     keys = provenance.output_keys(project)
-    recorded: dict[Path, str] = {}
-    bad: set[Path] = set()
+    recorded: dict[Path, list[provenance.OutputKey]] = {}  # each file and what records say it holds
+    to_check: list[tuple[Path, provenance.OutputKey, RecordView]] = []
     for record in view:
         report.records += 1
         status = record.status
@@ -245,15 +245,13 @@ def verify(project: config.Project | None = None, *, fix: bool = False,
         if status != "finished":
             continue
         missing = []
-        for key, sha1 in keys.get(record.label, []):
-            path = store.file_of(key) if record.record_form else store.output_file(key)
+        for key in keys.get(record.label, []):
+            path = store.file_of(key.path) if record.record_form else store.output_file(key.path)
             if not path.exists():
                 missing.append(path)
                 continue
-            recorded[path.resolve()] = record.label
-            report.files += 1
-            if not _file_ok(path, sha1, record, report, fix):
-                bad.add(path.resolve())
+            recorded.setdefault(path.resolve(), []).append(key)
+            to_check.append((path, key, record))
         if missing and OUTPUTS_GONE not in record.tags:
             breach = Breach("missing", record.label, "output files gone: "
                             + ", ".join(p.name for p in missing)
@@ -262,6 +260,11 @@ def verify(project: config.Project | None = None, *, fix: bool = False,
                 record.add_tag(OUTPUTS_GONE)
                 breach.fixed = f"tagged the record {OUTPUTS_GONE}"
             report.breaches.append(breach)
+    bad: set[Path] = set()
+    for path, key, record in to_check:
+        report.files += 1
+        if not _file_ok(path, key, recorded[path.resolve()], record, report, fix):
+            bad.add(path.resolve())
     for link in store.all_links():
         report.links += 1
         target = link.resolve()
@@ -298,13 +301,20 @@ def verify(project: config.Project | None = None, *, fix: bool = False,
     return report
 
 
-def _file_ok(path: Path, sha1: str, record: RecordView, report: VerifyReport, fix: bool
-             ) -> bool:
-    """Check one output file of a finished record; False if it is bad."""
+def _file_ok(path: Path, key: provenance.OutputKey, keys: list[provenance.OutputKey],
+             record: RecordView, report: VerifyReport, fix: bool) -> bool:
+    """Check one output file of a finished record (``keys``: what every record that wrote
+    this path says it holds, as a later run may write it again); False if it is bad."""
     try:
-        if check_file(path) is not None:
+        meta = check_file(path)
+        if meta is not None:
+            # The checksum file vouches for the bytes; a record must vouch for the pair.
+            if not any(meta["xxh3"] == k.xxh3 if k.xxh3 else meta.get("sha1") == k.sha1
+                       for k in keys):
+                raise CorruptResult("it and its checksum file agree, but no record wrote "
+                                    "these bytes (the pair was replaced)")
             return True
-        if checksums(path)[2] != sha1:
+        if checksums(path)[2] != key.sha1:
             raise CorruptResult("its SHA-1 differs from the one recorded")
     except CorruptResult as exc:
         breach = Breach("corrupt", str(path), f"{exc} (record {record.label})")

@@ -3,6 +3,7 @@ rows for the same filters on the same store."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -109,11 +110,14 @@ def test_labels_counts_and_data_keys_agree_with_sumatras_orm(store):
     outputs = provenance.output_paths(store, labels)
     inputs = provenance.output_paths(store, labels, output=False)
     keys = provenance.output_keys(store)
+    assert keys and all(k.xxh3 for found in keys.values() for k in found)
     datastore = Datastore.of(store)
     for record in records:
         written = sorted(k.path for k in record.output_data.all())
         assert sorted(outputs[record.label]) == written
-        assert sorted(p for p, _ in keys.get(record.label, [])) == written
+        assert sorted(keys.get(record.label, [])) == sorted(
+            (k.path, k.digest, json.loads(k.metadata).get("xxh3"))
+            for k in record.output_data.all())
         assert sorted(inputs[record.label]) == sorted(k.path for k in record.input_data.all())
         for path in written:
             assert provenance.record_of_output(store, datastore.file_of(path)) == record.label

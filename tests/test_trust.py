@@ -261,6 +261,49 @@ def test_verify_reports_and_fixes_what_went_wrong_behind_its_back(proj):
     assert tasks.CALLS == [2, 3]  # both run again
 
 
+def test_another_results_file_and_checksum_file_copied_in_are_never_loaded(proj):
+    """A result file replaced by another result's, checksum file and all (as a careless
+    copy between folders does): each checks out against the other, so the name (which
+    holds the digest) and the record must vouch for them too."""
+    tasks = proj.module(TASKS)
+    t2, t3 = tasks.series(n=2), tasks.series(n=3)
+    expected = t2.run()
+    t3.run()
+    (_, mine), (_, other) = files(proj, t2, "r.npy"), files(proj, t3, "r.npy")
+    for suffix in ("", SIDECAR):
+        target = Path(f"{mine}{suffix}")
+        os.chmod(target, 0o644)
+        target.write_bytes(Path(f"{other}{suffix}").read_bytes())
+
+    report = verify()
+    [breach] = report.breaches
+    assert breach.kind == "corrupt" and breach.where == str(mine)
+    assert "no record wrote these bytes" in breach.detail
+    tasks.CALLS.clear()
+    np.testing.assert_array_equal(tasks.series(n=2).run().r, expected.r)
+    assert tasks.CALLS == [2]  # the copied file was set aside, not returned
+    assert set_aside(mine.parent) and verify().ok
+
+
+def test_records_hold_each_outputs_xxh3_and_older_records_still_verify(proj):
+    import sqlite3
+
+    tasks = proj.module(TASKS)
+    task = tasks.series(n=4)
+    task.run()
+    [record] = RecordStoreView()
+    keys = provenance.output_keys(record.project)[record.label]
+    for name in ("r.npy", "counts.json"):
+        _, real = files(proj, task, name)
+        side = json.loads(Path(f"{real}{SIDECAR}").read_text())
+        assert [k.xxh3 for k in keys if k.path.endswith(name)] == [side["xxh3"]]
+    # A store written before records held it: the checksum files' SHA-1s vouch instead.
+    with contextlib.closing(sqlite3.connect(proj.root / ".smt/records")) as db, db:
+        db.execute("UPDATE django_store_datakey SET metadata = '{\"size\": 1}'")
+    assert all(k.xxh3 is None for k in provenance.output_keys(record.project)[record.label])
+    assert verify().ok
+
+
 def test_store_verify_command(proj):
     tasks = proj.module(TASKS)
     task = tasks.series(n=3)

@@ -53,6 +53,14 @@ def _target(link: str) -> str:
         return link
 
 
+def _named_for(spec: OutputSpec, path: str, meta: dict[str, Any]) -> bool:
+    """Whether a checksum file is that of the file it sits beside: a result file's name
+    holds its digest, and so does its checksum file (older ones may not say)."""
+    digest = meta.get("digest")
+    return not isinstance(digest, str) or spec.version_of(os.path.basename(path),
+                                                          digest) is not None
+
+
 @dataclass(frozen=True)
 class Datastore:
     """The input datastore (where results are found) and the output datastore inside it."""
@@ -255,6 +263,9 @@ class ResultRef:
                 values[spec.name], meta = read_verified(real, spec.decode)
                 if meta is None:
                     _legacy_warning(os.path.realpath(real))
+                elif not _named_for(spec, real, meta):
+                    raise CorruptResult(f"it and its checksum file are those of result "
+                                        f"{meta['digest']}, not of this one")
             except FileNotFoundError:
                 return None
             except (CorruptResult, OSError) as exc:

@@ -18,6 +18,7 @@ from .environment import installed_version, provider
 from .projectfile import project_file_in_step
 from .queries import (
     ROW_FIELDS,
+    OutputKey,
     Query,
     count,
     labels,
@@ -42,6 +43,7 @@ from .store import locked, safe_url
 
 __all__ = [
     "ROW_FIELDS",
+    "OutputKey",
     "Query",
     "RecordDetails",
     "Recorder",

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..config import Project
 from ..errors import RecordStoreError
@@ -32,8 +32,8 @@ from .records import RECORD_FORMAT, is_record_form, status_tag
 from .store import read_only, translated
 from .writer import Sql
 
-__all__ = ["ROW_FIELDS", "Query", "count", "labels", "output_keys", "output_paths",
-           "record_of_output", "rows"]
+__all__ = ["ROW_FIELDS", "OutputKey", "Query", "count", "labels", "output_keys",
+           "output_paths", "record_of_output", "rows"]
 
 #: The columns of a record row, as returned by :func:`rows`.
 ROW_FIELDS = ("label", "timestamp", "tags", "reason", "duration", "outcome", "main_file",
@@ -275,16 +275,35 @@ def output_paths(project: Project, labels: list[str], *, output: bool = True
     return result
 
 
-def output_keys(project: Project) -> dict[str, list[tuple[str, str]]]:
-    """Every record's output data keys with their SHA-1, in one query: label → keys."""
-    result: dict[str, list[tuple[str, str]]] = {}
+class OutputKey(NamedTuple):
+    """A record's output file as the record has it: where, and its checksums."""
+
+    path: str
+    sha1: str
+    xxh3: str | None  # None in records written before smttask recorded it
+
+
+def output_keys(project: Project) -> dict[str, list[OutputKey]]:
+    """Every record's output data keys with their checksums, in one query: label → keys."""
+    result: dict[str, list[OutputKey]] = {}
     with translated("cannot read the record store"), reading_sql(project) as sql:
-        sql.execute(f"SELECT r.label, k.path, k.digest {_OUTPUTS} ORDER BY k.id",
+        sql.execute(f"SELECT r.label, k.path, k.digest, k.metadata {_OUTPUTS} ORDER BY k.id",
                     [project.name])
         while batch := sql.cursor.fetchmany(5000):
-            for label, path, digest in batch:
-                result.setdefault(label, []).append((path, digest))
+            for label, path, digest, metadata in batch:
+                result.setdefault(label, []).append(
+                    OutputKey(path, digest, _recorded_xxh3(metadata)))
     return result
+
+
+def _recorded_xxh3(metadata: str | None) -> str | None:
+    if not metadata or '"xxh3"' not in metadata:  # older keys: no parsing
+        return None
+    try:
+        value = json.loads(metadata).get("xxh3")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def record_of_output(project: Project, path: Path) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Project
-from ..outputs import Datastore, Written, checksums, read_sidecar
+from ..outputs import Datastore, Written
 from .binding import bootstrap, record_manager, writing
 from .connection import reading_sql, writing_sql
 from .environment import Fields, dependencies, platform_fields, provider
@@ -155,15 +155,12 @@ class Recorder:
         st = os.stat(path)
         cache_key = (os.fspath(path), st.st_size, st.st_ctime_ns)
         if cache_key not in self._key_cache:
-            meta = read_sidecar(path)
-            sha1 = meta.get("sha1") if meta else None
-            size = st.st_size
-            if not isinstance(sha1, str):
-                size, _, sha1 = checksums(path)
-            self._key_cache[cache_key] = DataKeyRow(
-                self.store.data_key(path), sha1,
-                datetime.fromtimestamp(st.st_ctime, UTC), size)
+            self._key_cache[cache_key] = self._row(Written.of(path))
         return self._key_cache[cache_key]
+
+    def _row(self, file: Written) -> DataKeyRow:
+        return DataKeyRow(self.store.data_key(file.path), file.sha1, file.created, file.size,
+                          file.xxh3)
 
     def start(self, run: RunStart) -> Run:
         """Save a ``_running_`` record under a fresh unique label."""
@@ -190,8 +187,7 @@ class Recorder:
         """Save the final state: status, duration, outcome, outputs, packages, platform."""
         tags = {t for t in run.stored.tags if not (t.startswith("_") and t.endswith("_"))}
         tags.add(status_tag(status))
-        keys = [DataKeyRow(self.store.data_key(w.path), w.sha1, w.created, w.size)
-                for w in outputs]
+        keys = [self._row(w) for w in outputs]
         root, w = self.project.root, self.writer
         with translated(f"cannot save record {run.label}"), self._forgetting():
             with writing_sql(self.project) as sql:  # shared rows too: under the lock

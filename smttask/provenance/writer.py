@@ -332,17 +332,21 @@ class SqlWriter:
 
 @dataclass(frozen=True)
 class DataKeyRow:
-    """A file as Sumatra's DataKey describes it: path, SHA-1, creation time, metadata."""
+    """A file as Sumatra's DataKey describes it: path, SHA-1, creation time, metadata
+    (size, type and, when known, the xxh3-128 that loads check)."""
 
     path: str
     sha1: str
     created: datetime
     size: int
+    xxh3: str | None = None
 
     def values(self, sql: Sql) -> list[Any]:
         mimetype, encoding = mimetypes.guess_type(self.path)
-        metadata = json.dumps({"encoding": encoding, "mimetype": mimetype, "size": self.size},
-                              sort_keys=True)
+        fields = {"encoding": encoding, "mimetype": mimetype, "size": self.size}
+        if self.xxh3 is not None:
+            fields["xxh3"] = self.xxh3
+        metadata = json.dumps(fields, sort_keys=True)
         return [self.path, self.sha1, sql.time(self.created.replace(microsecond=0)), metadata]
 
 
