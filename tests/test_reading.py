@@ -16,7 +16,7 @@ from conftest import watchdog
 
 from smttask.outputs import reading
 
-CHUNK, SHARE_MIN = reading.CHUNK, reading.SHARE_MIN
+CHUNK, SHARED, SHARE_MIN = reading.CHUNK, reading.SHARED_CHUNK, reading.SHARE_MIN
 
 
 @pytest.fixture
@@ -26,7 +26,8 @@ def shared(monkeypatch):
 
 
 @pytest.mark.parametrize("size", [0, 1, reading.ALIGN_MIN, CHUNK, SHARE_MIN - 1, SHARE_MIN,
-                                  SHARE_MIN + 1, 5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK])
+                                  SHARE_MIN + 1, 5 * CHUNK - 1, 5 * CHUNK + 1, 9 * CHUNK,
+                                  5 * SHARED - 1, 5 * SHARED + 1])
 def test_every_byte_is_read_and_hashed_in_order(tmp_path, shared, size):
     path = tmp_path / "f.bin"
     content = os.urandom(size)
@@ -43,7 +44,7 @@ def test_a_slow_hash_leaves_the_reading_to_the_helper(tmp_path, shared):
     """The reading thread hashing slowly, the helper reads most chunks meanwhile: they
     are hashed in the file's order all the same."""
     path = tmp_path / "f.bin"
-    content = os.urandom(SHARE_MIN + 7 * CHUNK + 5)
+    content = os.urandom(SHARE_MIN + 3 * SHARED + 5)
     path.write_bytes(content)
 
     class Slow:
