@@ -133,7 +133,7 @@ def _flip(at: float):
     ("the last byte", _flip(1.0)), ("truncated", lambda d: d[: len(d) - 4096])])
 def test_a_corrupted_large_array_is_set_aside_and_recomputed(proj, monkeypatch, reading_in,
                                                              where, corrupt):
-    # Each process reads large files whichever way has been faster: both are tried.
+    # A large read is shared only while a CPU is idle: both ways are tried here.
     monkeypatch.setattr(reading, "_idle_core", lambda: reading_in == "two threads")
     tasks = proj.module(TASKS)
     expected = tasks.series(n=LARGE).run()
@@ -283,6 +283,33 @@ def test_another_results_file_and_checksum_file_copied_in_are_never_loaded(proj)
     np.testing.assert_array_equal(tasks.series(n=2).run().r, expected.r)
     assert tasks.CALLS == [2]  # the copied file was set aside, not returned
     assert set_aside(mine.parent) and verify().ok
+
+
+def test_two_versions_of_one_result_swapped_are_found_by_verify(proj):
+    """The ``_N`` versions of one result share its digest, so their checksum files cannot
+    tell them apart on load; the records that wrote each path can."""
+    tasks = proj.module(TASKS.replace("+ 70", "+ OFFSET") + "\nOFFSET = 70\n")
+    tasks.series(n=3).run()
+    tasks.OFFSET = 10  # another result for the same inputs, written as a second version
+    latest = tasks.series(n=3).run(recompute=True)
+    first, second = (p for p in sorted((proj.root / "data").rglob("*r*.npy"))
+                     if not p.is_symlink() and ".inputs" not in p.parts)
+    assert files(proj, tasks.series(n=3), "r.npy")[1] == second and verify().ok
+    for suffix in ("", SIDECAR):
+        a, b = Path(f"{first}{suffix}"), Path(f"{second}{suffix}")
+        os.chmod(a, 0o644)
+        os.chmod(b, 0o644)
+        data = a.read_bytes()
+        a.write_bytes(b.read_bytes())
+        b.write_bytes(data)
+
+    report = verify()
+    assert sorted(b.where for b in report.breaches) == sorted([str(first), str(second)])
+    assert all("no record wrote these bytes" in b.detail for b in report.breaches)
+    assert verify(fix=True).breaches and verify().ok
+    tasks.CALLS.clear()
+    np.testing.assert_array_equal(tasks.series(n=3).run().r, latest.r)
+    assert tasks.CALLS == [3]  # the swapped file was set aside, and the task ran again
 
 
 def test_records_hold_each_outputs_xxh3_and_older_records_still_verify(proj):
